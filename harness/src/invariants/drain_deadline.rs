@@ -1,0 +1,116 @@
+//! `drain-deadline`: from the first strike that reached the target, the whole process tree
+//! is gone within the scenario's `deadline`.
+
+use super::{Context, Verdict, ms};
+use crate::outcome::KillReason;
+
+pub fn check(ctx: &Context) -> Verdict {
+    let Some(deadline) = ctx.expect.deadline else {
+        return Verdict::Held;
+    };
+    let outcome = ctx.outcome;
+    let Some(strike) = outcome.first_delivered() else {
+        return Verdict::Held;
+    };
+    let sent = strike.sent_at.unwrap_or_default();
+    let overran = |gone: String| {
+        Verdict::violated(vec![
+            format!("{} sent at {}; {gone}", strike.signal, ms(sent)),
+            format!("the deadline is {} after the strike", ms(deadline)),
+        ])
+    };
+    if let Some(kill) = outcome
+        .killed
+        .as_ref()
+        .filter(|k| k.reason == KillReason::DrainOverran)
+    {
+        let main = if outcome.exited_at < kill.at {
+            format!("the main process exited at {}, but ", ms(outcome.exited_at))
+        } else {
+            String::new()
+        };
+        return overran(format!(
+            "{main}the tree was still running {} later and was killed at {}",
+            ms(kill.at.saturating_sub(sent)),
+            ms(kill.at)
+        ));
+    }
+    match outcome.drain_time() {
+        Some(drain) if drain > deadline => overran(format!(
+            "the tree took {} to go, until {}",
+            ms(drain),
+            ms(sent + drain)
+        )),
+        _ => Verdict::Held,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::testing::*;
+    use crate::outcome::{HarnessKill, Outcome};
+    use crate::scenario::{Expect, Signal};
+    use std::time::Duration;
+
+    fn judge(outcome: &Outcome) -> Verdict {
+        let e = Expect {
+            deadline: Some(Duration::from_secs(2)),
+            ..Expect::default()
+        };
+        let (c, p) = (census(b""), no_plan());
+        check(&Context {
+            expect: &e,
+            census: &c,
+            plan: &p,
+            outcome,
+        })
+    }
+
+    fn drained_at(gone_ms: u64) -> Outcome {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGTERM, at_ms(100))];
+        o.exited_at = at_ms(gone_ms);
+        o.tree_gone_at = Some(at_ms(gone_ms));
+        o
+    }
+
+    #[test]
+    fn a_drain_within_the_deadline_holds() {
+        assert_eq!(judge(&drained_at(2_100)), Verdict::Held);
+    }
+
+    #[test]
+    fn a_drain_past_the_deadline_is_a_violation() {
+        let Verdict::Violated { evidence } = judge(&drained_at(2_101)) else {
+            panic!("2001 ms > 2 s")
+        };
+        assert_eq!(
+            evidence[0],
+            "SIGTERM sent at 100.0 ms; the tree took 2001.0 ms to go, until 2101.0 ms"
+        );
+        assert_eq!(evidence[1], "the deadline is 2000.0 ms after the strike");
+    }
+
+    #[test]
+    fn a_tree_the_harness_had_to_kill_overran() {
+        let mut o = drained_at(600);
+        o.tree_gone_at = None;
+        o.killed = Some(HarnessKill {
+            reason: KillReason::DrainOverran,
+            at: at_ms(2_100),
+        });
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("killed at the deadline")
+        };
+        assert_eq!(
+            evidence[0],
+            "SIGTERM sent at 100.0 ms; the main process exited at 600.0 ms, but the tree was still running 2000.0 ms later and was killed at 2100.0 ms"
+        );
+    }
+
+    #[test]
+    fn without_a_strike_there_is_no_drain_to_judge() {
+        assert_eq!(judge(&clean_outcome()), Verdict::Held);
+    }
+}

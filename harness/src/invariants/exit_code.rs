@@ -1,0 +1,224 @@
+//! `exit-code`: the exit status is one the scenario documents for the situation.
+//!
+//! The situation is decided by the first strike that reached a live target: none → `clean`,
+//! SIGKILL → `killed`, any other signal → `interrupted`. A strike can land after the work
+//! was done (between the last check of the shutdown flag and exit), so a clean status after
+//! a strike is accepted too — but only when every declared output is complete: a run that
+//! reports success must have finished its work.
+
+use super::{Context, Verdict, ms};
+use crate::outcome::{FileState, KillReason};
+use crate::scenario::{ExitStatus, Signal};
+
+pub fn check(ctx: &Context) -> Verdict {
+    let (expect, outcome) = (ctx.expect, ctx.outcome);
+    let status = outcome.status;
+
+    if let Some(kill) = &outcome.killed {
+        if kill.at <= outcome.exited_at {
+            // The harness ended the main process: its status says nothing of the target.
+            return match kill.reason {
+                KillReason::TimedOut => Verdict::violated(vec![format!(
+                    "no strike reached it and it was still running when the timeout ran out; killed at {}",
+                    ms(kill.at)
+                )]),
+                KillReason::DrainOverran if expect.deadline.is_some() => Verdict::Held,
+                _ => Verdict::violated(vec![format!(
+                    "it never exited after the strike; killed at {}",
+                    ms(kill.at)
+                )]),
+            };
+        }
+    }
+
+    let Some(strike) = outcome.first_delivered() else {
+        if expect.clean.contains(&status) {
+            return Verdict::Held;
+        }
+        return Verdict::violated(vec![
+            format!(
+                "no strike reached it, and it ended with {status} at {}",
+                ms(outcome.exited_at)
+            ),
+            format!("documented for a clean run: {}", list(&expect.clean)),
+        ]);
+    };
+
+    let (situation, allowed) = if strike.signal == Signal::SIGKILL {
+        ("killed", Some(&expect.killed))
+    } else {
+        ("interrupted", expect.interrupted.as_ref())
+    };
+    let Some(allowed) = allowed else {
+        return Verdict::Held;
+    };
+    if allowed.contains(&status) {
+        return Verdict::Held;
+    }
+    let sent = format!(
+        "{} sent at {}{}",
+        strike.signal,
+        ms(strike.sent_at.unwrap_or_default()),
+        if strike.caught {
+            " (it had a handler)"
+        } else {
+            " (it had no handler for it yet)"
+        }
+    );
+    let unfinished: Vec<String> = outcome
+        .outputs
+        .iter()
+        .filter(|o| o.after != FileState::Golden)
+        .map(|o| format!("{} is {}", o.path, state_name(&o.after)))
+        .collect();
+    if expect.clean.contains(&status) && unfinished.is_empty() {
+        return Verdict::Held; // the strike landed after the work was done
+    }
+    let mut evidence = vec![
+        format!(
+            "{sent}; it ended with {status} at {}",
+            ms(outcome.exited_at)
+        ),
+        format!("documented when {situation}: {}", list(allowed)),
+    ];
+    if expect.clean.contains(&status) {
+        evidence.push(format!(
+            "{status} claims success, but {}: a run that reports success must have finished its outputs",
+            unfinished.join(", ")
+        ));
+    }
+    Verdict::violated(evidence)
+}
+
+fn list(statuses: &[ExitStatus]) -> String {
+    if statuses.is_empty() {
+        return "nothing".into();
+    }
+    statuses
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn state_name(state: &FileState) -> &'static str {
+    match state {
+        FileState::Absent => "absent",
+        FileState::Prior => "still its prior content",
+        FileState::Golden => "complete",
+        FileState::Other { .. } => "partial",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::testing::*;
+    use crate::outcome::HarnessKill;
+    use crate::scenario::Expect;
+
+    fn expect() -> Expect {
+        Expect {
+            interrupted: Some(vec![ExitStatus::Code(14)]),
+            outputs: vec!["out.json".parse().unwrap()],
+            ..Expect::default()
+        }
+    }
+
+    fn judge(outcome: &crate::outcome::Outcome) -> Verdict {
+        let (e, c, p) = (expect(), census(b"{}"), no_plan());
+        check(&Context {
+            expect: &e,
+            census: &c,
+            plan: &p,
+            outcome,
+        })
+    }
+
+    #[test]
+    fn a_clean_run_must_exit_with_a_clean_code() {
+        assert_eq!(judge(&clean_outcome()), Verdict::Held);
+        let mut o = clean_outcome();
+        o.status = ExitStatus::Code(3);
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("exit 3 is not clean")
+        };
+        assert_eq!(
+            evidence[0],
+            "no strike reached it, and it ended with exit 3 at 100.0 ms"
+        );
+        assert_eq!(evidence[1], "documented for a clean run: exit 0");
+    }
+
+    #[test]
+    fn sigterm_followed_by_the_cancel_code_holds() {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGTERM, at_ms(40))];
+        o.status = ExitStatus::Code(14);
+        o.outputs[0].after = FileState::Absent;
+        assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
+    fn exit_zero_after_sigterm_with_no_output_is_a_violation() {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGTERM, at_ms(40))];
+        o.outputs[0].after = FileState::Absent;
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("exit 0 without output")
+        };
+        assert_eq!(
+            evidence[0],
+            "SIGTERM sent at 40.0 ms (it had a handler); it ended with exit 0 at 100.0 ms"
+        );
+        assert_eq!(evidence[1], "documented when interrupted: exit 14");
+        assert!(evidence[2].contains("out.json is absent"), "{evidence:?}");
+    }
+
+    #[test]
+    fn exit_zero_after_a_late_strike_with_complete_output_holds() {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGTERM, at_ms(99))];
+        assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
+    fn death_by_sigterm_is_a_violation_unless_documented() {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGTERM, at_ms(10))];
+        o.status = ExitStatus::Signal(Signal::SIGTERM);
+        assert!(judge(&o).is_violated());
+    }
+
+    #[test]
+    fn sigkill_expects_death_by_sigkill() {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGKILL, at_ms(10))];
+        o.status = ExitStatus::Signal(Signal::SIGKILL);
+        assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
+    fn a_strike_that_missed_the_target_counts_as_clean() {
+        let mut o = clean_outcome();
+        let mut missed = struck(Signal::SIGTERM, at_ms(150));
+        missed.sent_at = None;
+        o.strikes = vec![missed];
+        assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
+    fn a_hang_without_strikes_is_a_violation() {
+        let mut o = clean_outcome();
+        o.status = ExitStatus::Signal(Signal::SIGKILL);
+        o.exited_at = at_ms(30_000);
+        o.killed = Some(HarnessKill {
+            reason: KillReason::TimedOut,
+            at: at_ms(30_000),
+        });
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("a hang")
+        };
+        assert!(evidence[0].contains("timeout"), "{evidence:?}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Hand-built outcomes for the invariants' unit tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::census::{Census, Golden};
+use crate::outcome::{Capture, FileState, Outcome, OutputRecord, StrikeRecord, Tracking};
+use crate::plan::{Clock, Plan};
+use crate::scenario::{ExitStatus, Recipient, Signal};
+
+pub fn at_ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A census that wrote `out.json` with `golden` and exited 0 after 100 ms.
+pub fn census(golden: &[u8]) -> Census {
+    let mut outputs = BTreeMap::new();
+    outputs.insert(
+        "out.json".parse().unwrap(),
+        Some(Golden::new(golden.to_vec())),
+    );
+    Census {
+        status: ExitStatus::Code(0),
+        duration: at_ms(100),
+        handlers: BTreeMap::new(),
+        golden: outputs,
+        files_after: BTreeSet::from(["out.json".to_string()]),
+        leftovers: vec![],
+        stdout: Capture::default(),
+        stderr: Capture::default(),
+    }
+}
+
+/// An outcome in which nothing was struck and the target exited 0 at 100 ms, its tree
+/// gone with it, `out.json` golden.
+pub fn clean_outcome() -> Outcome {
+    Outcome {
+        status: ExitStatus::Code(0),
+        exited_at: at_ms(100),
+        strikes: vec![],
+        tree_gone_at: Some(at_ms(100)),
+        killed: None,
+        leftovers: vec![],
+        outputs: vec![OutputRecord {
+            path: "out.json".parse().unwrap(),
+            before: FileState::Absent,
+            after: FileState::Golden,
+        }],
+        stray_files: vec![],
+        stdout: Capture::default(),
+        stderr: Capture::default(),
+        tracking: Tracking::Cgroup,
+    }
+}
+
+/// `signal` sent at `at`, to a target that had a handler for it.
+pub fn struck(signal: Signal, at: Duration) -> StrikeRecord {
+    StrikeRecord {
+        signal,
+        to: Recipient::Process,
+        after: at,
+        clock: Clock::Spawn,
+        clock_started_at: Some(Duration::ZERO),
+        sent_at: Some(at),
+        caught: signal.is_catchable(),
+    }
+}
+
+pub fn no_plan() -> Plan {
+    Plan { strikes: vec![] }
+}

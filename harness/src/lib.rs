@@ -1,0 +1,23 @@
+//! killpoint: a property-based, fault-injection test harness for shutdown correctness.
+//!
+//! A [`Scenario`] says what to run, which strikes may hit it and what must hold. A
+//! campaign runs the uninterrupted [`Census`], then many cases, each under a [`Plan`]
+//! generated from a seed; the OS layer turns each case into an [`Outcome`], and the
+//! [`invariants`] judge it. See `DESIGN.md` in the repository for the whole picture.
+
+pub mod campaign;
+pub mod census;
+pub mod invariants;
+pub mod os;
+pub mod outcome;
+pub mod plan;
+pub mod report;
+pub mod scenario;
+pub mod targets;
+
+pub use campaign::{Campaign, CampaignOptions, ScenarioReport};
+pub use census::Census;
+pub use invariants::{InvariantName, Verdict};
+pub use outcome::Outcome;
+pub use plan::{Plan, Strike};
+pub use scenario::{Scenario, ScenarioError};

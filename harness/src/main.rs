@@ -1,0 +1,233 @@
+//! The `killpoint` command: a thin shell over the library.
+//!
+//! Exit codes: 0 every invariant held (and every planted bug was caught), 1 a violation
+//! was found, 2 bad usage or a bad scenario file, 130 interrupted.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use killpoint::campaign::{Campaign, CampaignOptions, ScenarioResult};
+use killpoint::os::interrupt;
+use killpoint::report::{self, CampaignReport};
+use killpoint::scenario::Scenario;
+
+#[derive(Parser)]
+#[command(
+    name = "killpoint",
+    version,
+    about = "Strike programs with signals at chosen points and check their shutdown promises."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a campaign over scenario files (default: every scenarios/*.toml).
+    Run {
+        /// Scenario files.
+        files: Vec<PathBuf>,
+        /// Cases per scenario [default: the scenario's `cases`, else 64].
+        #[arg(long, env = "KILLPOINT_CASES")]
+        cases: Option<u32>,
+        /// Master seed [default: random; always printed].
+        #[arg(long, env = "KILLPOINT_SEED")]
+        seed: Option<u64>,
+        /// Rerun exactly the case with this seed (as printed by a report).
+        #[arg(long, conflicts_with = "cases")]
+        case: Option<u64>,
+        /// Cases run at once [default: the number of cores].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Also write the report as JSON to this path (atomically).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Check scenario files without running them.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own exit code for --help/--version is 0; usage errors are 2, as ours.
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Run {
+            files,
+            cases,
+            seed,
+            case,
+            jobs,
+            json,
+        } => run(files, cases, seed, case, jobs, json),
+    }
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        match Scenario::load(file) {
+            Ok(s) => println!(
+                "{}: ok ({}, {} strike entr{})",
+                file.display(),
+                s.name,
+                s.strikes.len(),
+                if s.strikes.len() == 1 { "y" } else { "ies" }
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+            }
+        }
+    }
+    ExitCode::from(if ok { 0 } else { 2 })
+}
+
+fn default_files() -> Result<Vec<PathBuf>, String> {
+    let dir = Path::new("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            format!("no scenario files given and cannot read ./scenarios ({e}): pass FILES")
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        // The scenarios crate's own manifest lives there too and is not a scenario.
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && !p.ends_with("Cargo.toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err("no scenario files given and ./scenarios has no *.toml: pass FILES".into());
+    }
+    Ok(files)
+}
+
+fn run(
+    files: Vec<PathBuf>,
+    cases: Option<u32>,
+    seed: Option<u64>,
+    case: Option<u64>,
+    jobs: Option<usize>,
+    json: Option<PathBuf>,
+) -> ExitCode {
+    let files = if files.is_empty() {
+        match default_files() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        files
+    };
+    // Every file is checked before anything runs: a typo fails fast.
+    let mut scenarios = Vec::new();
+    for file in &files {
+        match Scenario::load(file) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Err(e) = interrupt::install() {
+        eprintln!("error: cannot install the interrupt handler: {e}");
+        return ExitCode::from(2);
+    }
+    let seed = seed.unwrap_or_else(rand_seed);
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    println!(
+        "killpoint: seed {seed}, {} scenario(s), {jobs} job(s)",
+        scenarios.len()
+    );
+    println!();
+
+    let options = CampaignOptions {
+        cases,
+        seed,
+        jobs,
+        case,
+    };
+    let mut campaign = Campaign::new(options);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cases {elapsed}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        campaign.on_case = Some(Box::new(move |done, planned| {
+            bar.set_length(planned);
+            bar.set_position(done);
+        }));
+    }
+
+    let mut report = CampaignReport {
+        seed,
+        cases,
+        jobs,
+        scenarios: Vec::new(),
+        interrupted: false,
+    };
+    for scenario in &scenarios {
+        if interrupt::requested() {
+            report.interrupted = true;
+            break;
+        }
+        if let Some(bar) = &bar {
+            bar.reset();
+            bar.set_prefix(scenario.name.clone());
+        }
+        let result = campaign.run_scenario(scenario);
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        println!("{}", report::scenario_text(&result));
+        let stop = result.result == ScenarioResult::Interrupted;
+        report.scenarios.push(result);
+        if stop {
+            report.interrupted = true;
+            break;
+        }
+    }
+    println!("{}", report::summary_text(&report));
+    if let Some(path) = json {
+        if let Err(e) = report::write_json(&report, &path) {
+            eprintln!(
+                "error: cannot write the JSON report to {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::from(report.exit_code() as u8)
+}
+
+/// A random master seed, from the OS.
+fn rand_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    // Keep seeds short enough to type: 0..2^53 still gives plenty of campaigns.
+    u64::from_le_bytes(bytes) >> 11
+}

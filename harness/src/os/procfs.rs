@@ -1,0 +1,94 @@
+//! What `/proc` tells about processes: signal handlers, command lines, the tree.
+
+use std::fs;
+
+/// The process's caught-signals mask (`SigCgt` in `/proc/PID/status`).
+pub fn caught_signals(pid: i32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    u64::from_str_radix(mask.trim(), 16).ok()
+}
+
+/// Whether the process has a handler installed for `signal`.
+pub fn catches(pid: i32, signal: i32) -> bool {
+    caught_signals(pid).is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+/// The command line of a process, its arguments joined by spaces.
+pub fn command_line(pid: i32) -> String {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let text: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect();
+    if text.is_empty() {
+        // Kernel threads and processes that exited have no command line; the name remains.
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| format!("[{}]", c.trim()))
+            .unwrap_or_else(|_| "?".into())
+    } else {
+        text.join(" ")
+    }
+}
+
+/// The fields of `/proc/PID/stat` the harness uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub pid: i32,
+    pub state: char,
+    pub ppid: i32,
+    pub pgid: i32,
+}
+
+pub fn stat(pid: i32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain spaces and parentheses.
+    let after = &text[text.rfind(')')? + 2..];
+    let mut fields = after.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgid = fields.next()?.parse().ok()?;
+    Some(Stat {
+        pid,
+        state,
+        ppid,
+        pgid,
+    })
+}
+
+/// Every process on the machine.
+pub fn all_pids() -> Vec<i32> {
+    fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the process's initial environment contains `entry` (`NAME=value`).
+pub fn environ_contains(pid: i32, entry: &str) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_stat_and_command_line() {
+        let me = std::process::id() as i32;
+        let stat = stat(me).unwrap();
+        assert_eq!(stat.pid, me);
+        assert_eq!(stat.ppid, std::os::unix::process::parent_id() as i32);
+        assert!(
+            command_line(me).contains("killpoint"),
+            "{}",
+            command_line(me)
+        );
+        assert!(all_pids().contains(&me));
+    }
+}

@@ -1,0 +1,639 @@
+//! Running one target under a plan: spawn, strike, watch the tree drain, kill what is left.
+//!
+//! ```text
+//!  spawn (own process group, own cgroup, PDEATHSIG) ──▶ pidfd
+//!    │
+//!    ▼  poll [pidfd, stdout, stderr, interrupt] with a timeout = the next due event:
+//!  ┌──────────────────────────────────────────────────────────────────────────────┐
+//!  │ strike due?    (clock = spawn, or the moment SigCgt shows the handler)        │
+//!  │                 target still alive → send the signal, record when            │
+//!  │ kill bound?    no strike: `timeout`; after a strike: `deadline` → SIGKILL all │
+//!  │ main exited?   waitid → status; snapshot the tree's live processes            │
+//!  └──────────────────────────────────────────────────────────────────────────────┘
+//!    │
+//!    ▼  tree still populated: after a strike, wait for it until the kill bound;
+//!       with no strike, kill the leftovers at once. Then drain the pipes, reap orphans.
+//! ```
+//!
+//! One thread runs one case and waits only on its own children (pidfds, never
+//! `waitpid(-1)`), so cases can run in parallel threads. Orphans re-parented to the
+//! harness (it is a child subreaper) are reaped by [`reap_orphans`], which skips the
+//! direct children that case threads are still waiting on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::process::{Pid, WaitId, WaitIdOptions, pidfd_open, pidfd_send_signal, waitid};
+use rustix::time::Timespec;
+
+use super::cgroup::CaseCgroup;
+use super::{interrupt, procfs};
+use crate::outcome::{Capture, HarnessKill, KillReason, ProcessInfo, StrikeRecord, Tracking};
+use crate::plan::{Clock, Strike};
+use crate::scenario::{ExitStatus, Recipient, Signal};
+
+/// How much of stdout and of stderr is kept; the rest is counted.
+pub const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// How often `/proc/PID/status` is read while waiting for a handler to appear.
+const HANDLER_POLL: Duration = Duration::from_micros(200);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+}
+
+/// Bounds of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long an unstruck target may run.
+    pub timeout: Duration,
+    /// How long after the first strike the tree may take to go; `None`: `timeout`.
+    pub deadline: Option<Duration>,
+}
+
+/// What the OS layer saw of one run.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub exited_at: Duration,
+    pub strikes: Vec<StrikeRecord>,
+    pub tree_gone_at: Option<Duration>,
+    pub killed: Option<HarnessKill>,
+    pub leftovers: Vec<ProcessInfo>,
+    pub stdout: Capture,
+    pub stderr: Capture,
+    pub tracking: Tracking,
+    /// When a handler for each watched signal was first seen.
+    pub handlers_seen: BTreeMap<Signal, Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start `{program}`: {source}")]
+    Spawn { program: String, source: io::Error },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Os(#[from] io::Error),
+}
+
+/// The harness's direct children that case threads are waiting on: orphan reaping must
+/// leave them alone. Held across spawn so that a child is registered before anyone can
+/// see it exit.
+static DIRECT_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Makes the harness the reaper of its targets' orphans, so a daemonizing target's
+/// grandchildren are re-parented to it rather than to init, and stay visible.
+pub fn become_subreaper() {
+    let _ = rustix::process::set_child_subreaper(Some(
+        Pid::from_raw(std::process::id() as i32).unwrap(),
+    ));
+}
+
+/// Reaps zombies re-parented to the harness that no case thread is waiting on.
+pub fn reap_orphans() {
+    let me = std::process::id() as i32;
+    let children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    for pid in procfs::all_pids() {
+        if let Some(stat) = procfs::stat(pid) {
+            if stat.ppid == me && stat.state == 'Z' && !children.contains(&pid) {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+            }
+        }
+    }
+}
+
+/// Runs `launch` once, delivering `plan` (in order), and watching for handlers of
+/// `watch_handlers` (the census uses this to learn when the target can catch signals).
+pub fn run(
+    launch: &Launch,
+    plan: &[Strike],
+    watch_handlers: &[Signal],
+    limits: Limits,
+    marker: &str,
+) -> Result<Run, RunError> {
+    let cgroup = CaseCgroup::create();
+    let mut command = Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .envs(&launch.env)
+        .env("KILLPOINT_CASE", marker)
+        .current_dir(&launch.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let procs_fd = cgroup.as_ref().map(|c| c.procs_fd());
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // system calls (write, prctl) on values prepared before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(fd) = procs_fd {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::write(fd, b"0")?;
+            }
+            // If the case thread dies, the target dies with it.
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            Ok(())
+        });
+    }
+
+    let (mut child, start) = {
+        let mut children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        let child = command.spawn().map_err(|source| RunError::Spawn {
+            program: launch.program.display().to_string(),
+            source,
+        })?;
+        children.insert(child.id() as i32);
+        (child, Instant::now())
+    };
+    let pid = child.id() as i32;
+    let tracking = if cgroup.is_some() {
+        Tracking::Cgroup
+    } else {
+        Tracking::Marker
+    };
+    let tree = Tree {
+        cgroup,
+        pgid: pid,
+        marker: format!("KILLPOINT_CASE={marker}"),
+        main: pid,
+    };
+    let pidfd = pidfd_open(
+        Pid::from_raw(pid).expect("a spawned child has a pid"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let stdout: OwnedFd = child.stdout.take().expect("piped").into();
+    let stderr: OwnedFd = child.stderr.take().expect("piped").into();
+    for fd in [&stdout, &stderr] {
+        rustix::io::ioctl_fionbio(fd, true).map_err(io::Error::from)?;
+    }
+
+    let mut state = State {
+        start,
+        pidfd,
+        pipes: [Pipe::new(stdout), Pipe::new(stderr)],
+        strikes: plan.iter().map(|s| record(s)).collect(),
+        next_strike: 0,
+        handlers_seen: BTreeMap::new(),
+        watch: watch_handlers
+            .iter()
+            .copied()
+            .filter(|s| s.is_catchable())
+            .collect(),
+        pid,
+        pgid: pid,
+    };
+    let result = state.drive(&tree, plan, limits);
+    if result.is_err() {
+        tree.kill(&state.pidfd);
+    }
+    // Whatever happened, the main process is reaped and deregistered before we return.
+    let status = state.reap();
+    DIRECT_CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
+    reap_orphans();
+    let ended = result?;
+    let [out, err] = state.pipes;
+    Ok(Run {
+        status: status.unwrap_or(ExitStatus::Signal(Signal::SIGKILL)),
+        exited_at: ended.exited_at,
+        strikes: state.strikes,
+        tree_gone_at: ended.tree_gone_at,
+        killed: ended.killed,
+        leftovers: ended.leftovers,
+        stdout: out.capture(),
+        stderr: err.capture(),
+        tracking,
+        handlers_seen: state.handlers_seen,
+    })
+}
+
+fn record(strike: &Strike) -> StrikeRecord {
+    StrikeRecord {
+        signal: strike.signal,
+        to: strike.to,
+        after: strike.after,
+        clock: strike.clock,
+        clock_started_at: None,
+        sent_at: None,
+        caught: false,
+    }
+}
+
+/// The processes of one case.
+struct Tree {
+    cgroup: Option<CaseCgroup>,
+    pgid: i32,
+    /// `KILLPOINT_CASE=…`, found in the environment of every descendant that kept it.
+    marker: String,
+    main: i32,
+}
+
+impl Tree {
+    /// The live processes of the tree other than the main process.
+    fn others(&self) -> Vec<i32> {
+        let live = |pid: i32| procfs::stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X');
+        let pids: Vec<i32> = match &self.cgroup {
+            Some(cgroup) => cgroup.pids(),
+            None => procfs::all_pids()
+                .into_iter()
+                .filter(|&pid| {
+                    procfs::stat(pid).is_some_and(|s| s.pgid == self.pgid)
+                        || procfs::environ_contains(pid, &self.marker)
+                })
+                .collect(),
+        };
+        pids.into_iter()
+            .filter(|&pid| pid != self.main && live(pid))
+            .collect()
+    }
+
+    fn kill(&self, main: &OwnedFd) {
+        let _ = pidfd_send_signal(main, rustix::process::Signal::KILL);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
+        }
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.pgid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        for pid in self.others() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// Waits until the tree is empty or `until`; returns whether it emptied.
+    fn wait_empty(&self, until: Instant, state: &mut State) -> Result<bool, RunError> {
+        let events = self.cgroup.as_ref().and_then(|c| c.events_file());
+        loop {
+            if self.others().is_empty() {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            // With a cgroup, `cgroup.events` wakes us when it empties; without one, look
+            // again every few milliseconds.
+            let wait = (until - now).min(if events.is_some() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(5)
+            });
+            let extra = events.as_ref().map(|f| (f.as_fd(), PollFlags::PRI));
+            if wait_io(&mut state.pipes, wait, extra)? {
+                return Err(RunError::Interrupted);
+            }
+        }
+    }
+}
+
+struct Pipe {
+    fd: Option<OwnedFd>,
+    kept: Vec<u8>,
+    total: u64,
+}
+
+impl Pipe {
+    fn new(fd: OwnedFd) -> Pipe {
+        Pipe {
+            fd: Some(fd),
+            kept: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// Reads what is available; closes the pipe at end of file.
+    fn drain(&mut self) {
+        let Some(fd) = &self.fd else { return };
+        let mut file = File::from(fd.try_clone().expect("dup a pipe fd"));
+        let mut buf = [0u8; 65536];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => {
+                    self.fd = None;
+                    return;
+                }
+                Ok(n) => {
+                    self.total += n as u64;
+                    let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return, // WouldBlock: nothing more for now
+            }
+        }
+    }
+
+    fn capture(self) -> Capture {
+        Capture {
+            text: String::from_utf8_lossy(&self.kept).into_owned(),
+            total_bytes: self.total,
+        }
+    }
+}
+
+/// Polls the pipes (and `extra`) for up to `wait`, reading what arrives. Returns true when
+/// the harness itself was asked to stop.
+fn wait_io(
+    pipes: &mut [Pipe; 2],
+    wait: Duration,
+    extra: Option<(BorrowedFd, PollFlags)>,
+) -> Result<bool, RunError> {
+    let mut fds = vec![PollFd::from_borrowed_fd(interrupt::fd(), PollFlags::IN)];
+    if let Some((fd, flags)) = extra {
+        fds.push(PollFd::from_borrowed_fd(fd, flags));
+    }
+    let first_pipe = fds.len();
+    let open: Vec<usize> = (0..2).filter(|&i| pipes[i].fd.is_some()).collect();
+    for &i in &open {
+        fds.push(PollFd::new(
+            pipes[i].fd.as_ref().expect("open pipe"),
+            PollFlags::IN,
+        ));
+    }
+    let timeout = Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: wait.subsec_nanos() as i64,
+    };
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        Err(e) => return Err(RunError::Os(e.into())),
+    }
+    let interrupted = !fds[0].revents().is_empty();
+    let ready: Vec<usize> = open
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !fds[first_pipe + k].revents().is_empty())
+        .map(|(_, &i)| i)
+        .collect();
+    drop(fds);
+    for i in ready {
+        pipes[i].drain();
+    }
+    Ok(interrupted)
+}
+
+struct State {
+    start: Instant,
+    pidfd: OwnedFd,
+    pipes: [Pipe; 2],
+    strikes: Vec<StrikeRecord>,
+    next_strike: usize,
+    handlers_seen: BTreeMap<Signal, Duration>,
+    watch: Vec<Signal>,
+    pid: i32,
+    pgid: i32,
+}
+
+struct Ended {
+    exited_at: Duration,
+    tree_gone_at: Option<Duration>,
+    killed: Option<HarnessKill>,
+    leftovers: Vec<ProcessInfo>,
+}
+
+impl State {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn main_exited(&self) -> bool {
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        poll(
+            &mut fds,
+            Some(&Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        )
+        .unwrap_or(0)
+            > 0
+    }
+
+    /// Runs the case until the main process has exited and the tree is gone or killed.
+    fn drive(&mut self, tree: &Tree, plan: &[Strike], limits: Limits) -> Result<Ended, RunError> {
+        let mut killed = None;
+        // Phase 1: the main process is alive.
+        loop {
+            self.watch_handlers();
+            self.fire_due_strikes(plan);
+            let first_sent = self.strikes.iter().find_map(|s| s.sent_at);
+            let (bound, reason) = match first_sent {
+                Some(sent) => (
+                    sent + limits.deadline.unwrap_or(limits.timeout),
+                    KillReason::DrainOverran,
+                ),
+                None => (limits.timeout, KillReason::TimedOut),
+            };
+            if self.main_exited() {
+                break;
+            }
+            let now = self.now();
+            if now >= bound {
+                tree.kill(&self.pidfd);
+                killed = Some(HarnessKill { reason, at: now });
+                break;
+            }
+            let wait = self
+                .next_wake(plan)
+                .unwrap_or(bound)
+                .min(bound)
+                .saturating_sub(now);
+            let mut fds_wait = wait.max(Duration::from_micros(50));
+            if !self.watch.is_empty() || self.waiting_for_handler(plan) {
+                fds_wait = fds_wait.min(HANDLER_POLL);
+            }
+            let pidfd = self.pidfd.try_clone()?;
+            if wait_io(
+                &mut self.pipes,
+                fds_wait,
+                Some((pidfd.as_fd(), PollFlags::IN)),
+            )? {
+                return Err(RunError::Interrupted);
+            }
+        }
+        // The main process has exited (or is being killed).
+        let exited_at = self.now();
+        let leftovers: Vec<ProcessInfo> = if killed.is_some() {
+            Vec::new()
+        } else {
+            tree.others()
+                .into_iter()
+                .map(|pid| ProcessInfo {
+                    pid,
+                    command: procfs::command_line(pid),
+                })
+                .collect()
+        };
+
+        // Phase 2: the rest of the tree.
+        let mut tree_gone_at = None;
+        if killed.is_none() {
+            if leftovers.is_empty() {
+                tree_gone_at = Some(exited_at);
+            } else {
+                let first_sent = self.strikes.iter().find_map(|s| s.sent_at);
+                match first_sent {
+                    Some(sent) => {
+                        let bound = self.start + sent + limits.deadline.unwrap_or(limits.timeout);
+                        if tree.wait_empty(bound, self)? {
+                            tree_gone_at = Some(self.now());
+                        } else {
+                            tree.kill(&self.pidfd);
+                            killed = Some(HarnessKill {
+                                reason: KillReason::DrainOverran,
+                                at: self.now(),
+                            });
+                        }
+                    }
+                    None => {
+                        tree.kill(&self.pidfd);
+                        killed = Some(HarnessKill {
+                            reason: KillReason::Leftovers,
+                            at: self.now(),
+                        });
+                    }
+                }
+            }
+        }
+        // Phase 3: make sure everything is gone, then read the pipes to their end.
+        if killed.is_some() && !tree.wait_empty(Instant::now() + Duration::from_secs(10), self)? {
+            tree.kill(&self.pidfd);
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.pipes.iter().any(|p| p.fd.is_some()) && Instant::now() < until {
+            if wait_io(&mut self.pipes, Duration::from_millis(50), None)? {
+                return Err(RunError::Interrupted);
+            }
+        }
+        Ok(Ended {
+            exited_at,
+            tree_gone_at,
+            killed,
+            leftovers,
+        })
+    }
+
+    fn waiting_for_handler(&self, plan: &[Strike]) -> bool {
+        self.next_strike < plan.len()
+            && plan[self.next_strike].clock == Clock::Handler
+            && self.strikes[self.next_strike].clock_started_at.is_none()
+    }
+
+    /// Records when handlers of watched signals first appear.
+    fn watch_handlers(&mut self) {
+        if self.watch.is_empty() {
+            return;
+        }
+        let Some(mask) = procfs::caught_signals(self.pid) else {
+            return;
+        };
+        let now = self.now();
+        self.watch.retain(|signal| {
+            let caught = mask & (1 << (signal.number() - 1)) != 0;
+            if caught {
+                self.handlers_seen.insert(*signal, now);
+            }
+            !caught
+        });
+    }
+
+    /// When the loop must look again: the next strike's due time.
+    fn next_wake(&self, plan: &[Strike]) -> Option<Duration> {
+        let record = self.strikes.get(self.next_strike)?;
+        let started = record.clock_started_at?;
+        Some(started + plan[self.next_strike].after)
+    }
+
+    fn fire_due_strikes(&mut self, plan: &[Strike]) {
+        while self.next_strike < plan.len() {
+            let strike = &plan[self.next_strike];
+            let now = self.now();
+            let record = &mut self.strikes[self.next_strike];
+            if record.clock_started_at.is_none() {
+                match strike.clock {
+                    Clock::Spawn => record.clock_started_at = Some(Duration::ZERO),
+                    Clock::Handler if procfs::catches(self.pid, strike.signal.number()) => {
+                        record.clock_started_at = Some(now)
+                    }
+                    Clock::Handler => return,
+                }
+            }
+            if now < record.clock_started_at.unwrap() + strike.after {
+                return;
+            }
+            // A signal to a process that has already exited (a zombie) would "succeed"
+            // without reaching anything: check first, and record the strike as missed.
+            let alive = {
+                let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+                poll(
+                    &mut fds,
+                    Some(&Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    }),
+                )
+                .unwrap_or(0)
+                    == 0
+            };
+            if alive {
+                record.caught = procfs::catches(self.pid, strike.signal.number());
+                let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
+                    .expect("a named signal");
+                let sent = match strike.to {
+                    Recipient::Process => pidfd_send_signal(&self.pidfd, sig),
+                    Recipient::Group => {
+                        rustix::process::kill_process_group(Pid::from_raw(self.pgid).unwrap(), sig)
+                    }
+                };
+                if sent.is_ok() {
+                    record.sent_at = Some(self.start.elapsed());
+                }
+            }
+            self.next_strike += 1;
+        }
+    }
+
+    /// Reaps the main process (waiting for it: it has exited or been killed).
+    fn reap(&mut self) -> Option<ExitStatus> {
+        loop {
+            match waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED) {
+                Ok(Some(status)) => {
+                    return Some(match (status.exit_status(), status.terminating_signal()) {
+                        (Some(code), _) => ExitStatus::Code(code),
+                        (None, Some(sig)) => ExitStatus::Signal(Signal::from_number(sig)?),
+                        _ => return None,
+                    });
+                }
+                Ok(None) => return None,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}

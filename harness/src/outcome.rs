@@ -1,0 +1,278 @@
+//! The Outcome: everything observed in one case, as plain data.
+//!
+//! The OS layer fills it in; invariants read it and nothing else, so a saved outcome can be
+//! judged again, or built by hand in a unit test, without running anything.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Clock;
+use crate::scenario::{ExitStatus, Recipient, Signal, WorkPath};
+
+/// Everything observed in one case. Times are measured from the moment the target was
+/// spawned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// How the target's main process ended.
+    pub status: ExitStatus,
+    /// When the main process ended.
+    #[serde(with = "crate::report::millis")]
+    pub exited_at: Duration,
+    /// What became of each planned strike.
+    pub strikes: Vec<StrikeRecord>,
+    /// When the last process of the tree was gone on its own; `None` if the harness had
+    /// to kill what was left.
+    #[serde(with = "crate::report::opt_millis")]
+    pub tree_gone_at: Option<Duration>,
+    /// Set when the harness killed the tree, with why and when.
+    pub killed: Option<HarnessKill>,
+    /// Processes of the tree still alive when the main process exited.
+    pub leftovers: Vec<ProcessInfo>,
+    /// Each declared output before and after the run.
+    pub outputs: Vec<OutputRecord>,
+    /// Files that appeared beside the outputs and were not there after the census
+    /// (temp files left behind), as sandbox-relative paths.
+    pub stray_files: Vec<String>,
+    pub stdout: Capture,
+    pub stderr: Capture,
+    /// How the process tree was tracked.
+    pub tracking: Tracking,
+}
+
+impl Outcome {
+    /// The first strike that reached a live target: it decides the situation.
+    pub fn first_delivered(&self) -> Option<&StrikeRecord> {
+        self.strikes.iter().find(|s| s.delivered())
+    }
+
+    /// How long the tree took to go after the first delivered strike, if it went by itself.
+    pub fn drain_time(&self) -> Option<Duration> {
+        let strike = self.first_delivered()?.sent_at?;
+        self.tree_gone_at.map(|gone| gone.saturating_sub(strike))
+    }
+}
+
+/// What happened to one planned strike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrikeRecord {
+    pub signal: Signal,
+    pub to: Recipient,
+    /// The planned delay, counted from `clock`.
+    #[serde(with = "crate::report::millis")]
+    pub after: Duration,
+    pub clock: Clock,
+    /// When the clock started (spawn, or the moment the handler was seen).
+    #[serde(with = "crate::report::opt_millis")]
+    pub clock_started_at: Option<Duration>,
+    /// When the signal was sent; `None` if the target exited before the strike was due.
+    #[serde(with = "crate::report::opt_millis")]
+    pub sent_at: Option<Duration>,
+    /// Whether the target had a handler for the signal when it was sent.
+    pub caught: bool,
+}
+
+impl StrikeRecord {
+    pub fn delivered(&self) -> bool {
+        self.sent_at.is_some()
+    }
+}
+
+/// The harness killed the process tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HarnessKill {
+    pub reason: KillReason,
+    #[serde(with = "crate::report::millis")]
+    pub at: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillReason {
+    /// The tree was still running `deadline` after the first strike.
+    DrainOverran,
+    /// No strike reached the target and it ran past the scenario's `timeout`.
+    TimedOut,
+    /// Processes outlived the main process.
+    Leftovers,
+}
+
+/// A process of the target's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    /// Its command line, as `/proc/PID/cmdline` shows it.
+    pub command: String,
+}
+
+/// Which mechanism saw the process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tracking {
+    /// A cgroup v2 per case: sees every descendant, even after setsid.
+    Cgroup,
+    /// Process group, environment marker and child subreaper.
+    Marker,
+}
+
+/// A declared output, before and after the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub path: WorkPath,
+    pub before: FileState,
+    pub after: FileState,
+}
+
+/// What a file held, compared with its prior content and with the golden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum FileState {
+    Absent,
+    /// Byte-identical to the content the sandbox was set up with.
+    Prior,
+    /// Byte-identical to the census run's final content.
+    Golden,
+    /// Anything else: a partial or corrupt file.
+    Other {
+        size: u64,
+        sha256: String,
+        /// Where it first departs from the golden.
+        difference: Difference,
+    },
+}
+
+/// Where a file first departs from the content it was compared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// Byte offset of the first difference (the file's size if it ends early).
+    pub offset: u64,
+    /// Size of the content it was compared with.
+    pub expected_size: u64,
+    /// A few bytes at `offset`, escaped: what was found and what was expected.
+    pub found: String,
+    pub expected: String,
+}
+
+/// Captured stdout or stderr: the first bytes kept, the rest only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    /// The kept bytes, as text (invalid UTF-8 replaced).
+    pub text: String,
+    /// How many bytes the stream carried in all.
+    pub total_bytes: u64,
+}
+
+impl Capture {
+    pub fn truncated(&self) -> bool {
+        self.total_bytes > self.text.len() as u64
+    }
+}
+
+impl FileState {
+    /// Classifies a file's content (`None`: absent) against its prior content and the
+    /// golden. Prior wins over golden when they are the same bytes.
+    pub fn classify(
+        found: Option<&[u8]>,
+        prior: Option<&[u8]>,
+        golden: Option<&[u8]>,
+    ) -> FileState {
+        let Some(found) = found else {
+            return FileState::Absent;
+        };
+        if Some(found) == prior {
+            return FileState::Prior;
+        }
+        if Some(found) == golden {
+            return FileState::Golden;
+        }
+        let reference = golden.or(prior).unwrap_or(&[]);
+        FileState::Other {
+            size: found.len() as u64,
+            sha256: sha256_hex(found),
+            difference: Difference::between(found, reference),
+        }
+    }
+}
+
+impl Difference {
+    /// Where `found` first departs from `expected`, with a few bytes of each around it.
+    pub fn between(found: &[u8], expected: &[u8]) -> Difference {
+        let offset = found
+            .iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(found.len().min(expected.len()));
+        let preview =
+            |bytes: &[u8]| escape(&bytes[offset.min(bytes.len())..(offset + 16).min(bytes.len())]);
+        Difference {
+            offset: offset as u64,
+            expected_size: expected.len() as u64,
+            found: preview(found),
+            expected: preview(expected),
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Bytes as readable text: printable ASCII as is, the rest as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_tells_absent_prior_golden_and_other() {
+        let (prior, golden) = (&b"old"[..], &b"{\"items\":[1,2,3]}"[..]);
+        assert_eq!(
+            FileState::classify(None, Some(prior), Some(golden)),
+            FileState::Absent
+        );
+        assert_eq!(
+            FileState::classify(Some(prior), Some(prior), Some(golden)),
+            FileState::Prior
+        );
+        assert_eq!(
+            FileState::classify(Some(golden), Some(prior), Some(golden)),
+            FileState::Golden
+        );
+        match FileState::classify(Some(&golden[..9]), Some(prior), Some(golden)) {
+            FileState::Other {
+                size, difference, ..
+            } => {
+                assert_eq!(size, 9);
+                assert_eq!(
+                    difference.offset, 9,
+                    "a truncated file differs where it ends"
+                );
+                assert_eq!(difference.expected_size, golden.len() as u64);
+                assert_eq!(difference.found, "");
+                assert_eq!(difference.expected, "[1,2,3]}");
+            }
+            other => panic!("expected Other, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn difference_points_at_the_first_changed_byte() {
+        let d = Difference::between(b"abcXef", b"abcdef");
+        assert_eq!(
+            (d.offset, d.found.as_str(), d.expected.as_str()),
+            (3, "Xef", "def")
+        );
+        assert_eq!(escape(b"a\n\x00"), "a\\n\\x00");
+    }
+}

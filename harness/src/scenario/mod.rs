@@ -1,0 +1,448 @@
+//! The Scenario: what to run, which strikes are allowed, what must hold.
+//!
+//! A scenario is written as a TOML file (see `scenarios/README.md` for the format) and
+//! loads into [`Scenario`]; every key is checked, and a mistake is reported with the file,
+//! line, column and key ([`ScenarioError`]).
+
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use values::{
+    Arg, ArgPart, DelayRange, ExitStatus, Signal, SignalSet, WorkPath, format_duration,
+    parse_duration,
+};
+
+use crate::invariants::InvariantName;
+
+/// What to run, which strikes may hit it, and what must hold afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A short name, used in reports and test names.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The program and its arguments; `{work}` and `{bin:NAME}` are filled in per case.
+    #[serde(deserialize_with = "non_empty_command")]
+    pub command: Vec<Arg>,
+    /// Extra environment variables for the target.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The longest an uninterrupted run may take before it counts as hung.
+    #[serde(default = "default_timeout", with = "values::duration")]
+    pub timeout: Duration,
+    /// Files created in the sandbox before each run (path → content): the prior content
+    /// of outputs.
+    #[serde(default)]
+    pub setup: BTreeMap<WorkPath, String>,
+    /// How many cases a campaign runs when the command line does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<u32>,
+    /// The strike space: each case picks one entry, one of its signals and one point.
+    #[serde(rename = "strike", default)]
+    pub strikes: Vec<StrikeSpec>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// The file the scenario was loaded from (set by [`Scenario::load`]).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn non_empty_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arg>, D::Error> {
+    let command = Vec::<Arg>::deserialize(d)?;
+    if command.is_empty() {
+        return Err(serde::de::Error::custom(
+            "the command is empty: give the program and its arguments, e.g. [\"{bin:atomic-writer}\", \"--output\", \"{work}/out.json\"]",
+        ));
+    }
+    Ok(command)
+}
+
+/// One `[[strike]]` entry: which signals, at which point, to whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrikeSpec {
+    /// The signal, or a list to choose from.
+    pub signal: SignalSet,
+    #[serde(default)]
+    pub at: PointSpec,
+    #[serde(default)]
+    pub to: Recipient,
+}
+
+/// Where a strike lands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointSpec {
+    /// A delay range, counted from the moment the target has a handler for the signal
+    /// (or from its start if it never installs one). Default: the census run's span, so
+    /// strikes land while the target works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<DelayRange>,
+}
+
+/// Who receives a strike's signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipient {
+    /// The target process (as `kill PID` or an orchestrator's stop would do).
+    #[default]
+    Process,
+    /// The target's whole process group (as Ctrl-C in a terminal would do).
+    Group,
+}
+
+/// What must hold after every case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Exit statuses of a run that no strike reached.
+    #[serde(default = "default_clean")]
+    pub clean: Vec<ExitStatus>,
+    /// Exit statuses after a catchable signal (SIGTERM, SIGINT, …); unchecked if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Vec<ExitStatus>>,
+    /// Exit statuses after SIGKILL.
+    #[serde(default = "default_killed")]
+    pub killed: Vec<ExitStatus>,
+    /// Output files that must be atomic: absent, prior content, or complete (the census's).
+    #[serde(default)]
+    pub outputs: Vec<WorkPath>,
+    /// After a graceful stop, no new file may be left beside an output.
+    #[serde(default = "yes")]
+    pub no_temp_leftovers: bool,
+    /// From the first strike, the whole process tree must be gone within this time.
+    #[serde(
+        default,
+        with = "values::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<Duration>,
+    /// No process of the tree may outlive the target's main process.
+    #[serde(default = "yes")]
+    pub no_leftover_processes: bool,
+    /// A planted bug: the invariant(s) this scenario must violate (like `#[should_panic]`).
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub violation: Vec<InvariantName>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            clean: default_clean(),
+            interrupted: None,
+            killed: default_killed(),
+            outputs: Vec::new(),
+            no_temp_leftovers: true,
+            deadline: None,
+            no_leftover_processes: true,
+            violation: Vec::new(),
+        }
+    }
+}
+
+fn default_clean() -> Vec<ExitStatus> {
+    vec![ExitStatus::Code(0)]
+}
+
+fn default_killed() -> Vec<ExitStatus> {
+    vec![ExitStatus::Signal(Signal::SIGKILL)]
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<InvariantName>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(
+        untagged,
+        expecting = "an invariant name or a list of them, e.g. \"atomic-output\""
+    )]
+    enum OneOrMany {
+        One(InvariantName),
+        Many(Vec<InvariantName>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(name) => vec![name],
+        OneOrMany::Many(names) => names,
+    })
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: None,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let mut scenario = Scenario::parse(&text, path)?;
+        scenario.source = Some(path.to_path_buf());
+        Ok(scenario)
+    }
+
+    /// Parses and checks scenario text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let error = |key: Option<String>, span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = span.map(|s| line_column(text, s.start)).unwrap_or((1, 1));
+            ScenarioError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key,
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| error(None, e.span(), e.message().to_string()))?;
+        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let key = (key != ".").then_some(key);
+            let inner = e.into_inner();
+            error(key, inner.span(), inner.message().to_string())
+        })?;
+        if scenario.strikes.is_empty() {
+            return Err(error(
+                Some("strike".into()),
+                None,
+                "no [[strike]] entries: a scenario needs at least one, e.g.\n  [[strike]]\n  signal = [\"SIGTERM\", \"SIGINT\"]".into(),
+            ));
+        }
+        if !scenario.expect.violation.is_empty() {
+            for name in &scenario.expect.violation {
+                if !name.is_checked_by(&scenario.expect) {
+                    return Err(error(
+                        Some("expect.violation".into()),
+                        None,
+                        format!(
+                            "`{name}` is expected to be violated, but this scenario does not check it ({})",
+                            name.how_to_enable()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(scenario)
+    }
+
+    /// The scenario's name as shown in reports: the file path when there is one.
+    pub fn label(&self) -> String {
+        match &self.source {
+            Some(path) => path.display().to_string(),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Every signal the strike space may send.
+    pub fn signals(&self) -> Vec<Signal> {
+        let mut all: Vec<Signal> = self
+            .strikes
+            .iter()
+            .flat_map(|s| s.signal.0.clone())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based; 0 when the file could not be read at all.
+    pub line: usize,
+    pub column: usize,
+    /// The key the error is about, dotted (`expect.deadline`, `strike[0].signal`).
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        match &self.key {
+            Some(key) => write!(f, ": key `{key}`: {}", self.message),
+            None => write!(f, ": {}", self.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("s.toml"))
+    }
+
+    const MINIMAL: &str = r#"
+name = "w"
+command = ["{bin:atomic-writer}", "--output", "{work}/out.json"]
+[[strike]]
+signal = "SIGTERM"
+"#;
+
+    #[test]
+    fn a_minimal_scenario_gets_the_documented_defaults() {
+        let s = parse(MINIMAL).unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.expect.clean, vec![ExitStatus::Code(0)]);
+        assert_eq!(s.expect.killed, vec![ExitStatus::Signal(Signal::SIGKILL)]);
+        assert_eq!(s.expect.interrupted, None);
+        assert!(s.expect.no_temp_leftovers && s.expect.no_leftover_processes);
+        assert_eq!(s.strikes[0].to, Recipient::Process);
+        assert_eq!(s.strikes[0].at.after, None);
+    }
+
+    #[test]
+    fn a_full_scenario_parses_every_key() {
+        let s = parse(
+            r#"
+name = "full"
+command = ["/bin/sh", "-c", "exit 0"]
+env = { A = "1" }
+timeout = "5s"
+cases = 10
+[setup]
+"out.json" = "prior"
+[[strike]]
+signal = ["SIGTERM", "INT"]
+at = { after = "1ms..20ms" }
+to = "group"
+[expect]
+clean = [0]
+interrupted = [14, "SIGTERM"]
+killed = ["SIGKILL"]
+outputs = ["out.json"]
+deadline = "2s"
+violation = "atomic-output"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.cases, Some(10));
+        assert_eq!(s.strikes[0].signal.0, vec![Signal::SIGTERM, Signal::SIGINT]);
+        assert_eq!(
+            s.strikes[0].at.after.unwrap().end,
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            s.expect.interrupted,
+            Some(vec![
+                ExitStatus::Code(14),
+                ExitStatus::Signal(Signal::SIGTERM)
+            ])
+        );
+        assert_eq!(s.expect.deadline, Some(Duration::from_secs(2)));
+        assert_eq!(s.expect.violation, vec![InvariantName::AtomicOutput]);
+        assert_eq!(s.setup.get(&"out.json".parse().unwrap()).unwrap(), "prior");
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line_column_and_key() {
+        let e = parse(&format!("{MINIMAL}[expect]\ndeadlin = \"2s\"\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (7, 1));
+        assert_eq!(e.key.as_deref(), Some("expect.deadlin"));
+        assert!(
+            e.message.contains("unknown field `deadlin`"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("deadline"),
+            "expected keys are listed: {}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_key_and_what_was_expected() {
+        let e = parse(&format!("{MINIMAL}[expect]\ndeadline = \"2 seconds\"\n")).unwrap_err();
+        assert_eq!(e.line, 7);
+        assert_eq!(e.key.as_deref(), Some("expect.deadline"));
+        assert!(e.message.contains("not a duration unit"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_bad_signal_name_is_reported_at_its_strike() {
+        let e = parse(MINIMAL.replace("\"SIGTERM\"", "\"SIGTREM\"").as_str()).unwrap_err();
+        assert_eq!(e.line, 5);
+        assert_eq!(e.key.as_deref(), Some("strike[0].signal"));
+        assert!(
+            e.message.contains("`SIGTREM` is not a signal name"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_says_what_was_expected() {
+        let e = parse(&MINIMAL.replace("name = \"w\"", "name = 5")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(e.key.as_deref(), Some("name"));
+        assert!(e.message.contains("expected a string"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_scenario_without_strikes_is_refused() {
+        let e = parse("name = \"x\"\ncommand = [\"true\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("strike"));
+    }
+
+    #[test]
+    fn an_expected_violation_must_be_a_known_invariant() {
+        let e = parse(&format!("{MINIMAL}[expect]\nviolation = \"atomicity\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("expect.violation"));
+        assert!(e.message.contains("atomic-output"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_expected_violation_of_an_unchecked_invariant_is_refused() {
+        let e = parse(&format!(
+            "{MINIMAL}[expect]\nviolation = \"drain-deadline\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("does not check it"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_error_displays_as_file_line_column_key() {
+        let e = parse(&format!("{MINIMAL}[expect]\ndeadlin = \"2s\"\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("s.toml:7:1: key `expect.deadlin`: unknown field")
+        );
+    }
+}

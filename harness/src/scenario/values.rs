@@ -1,0 +1,524 @@
+//! The small value types of the scenario format: durations, delay ranges, signals, exit
+//! statuses, sandbox-relative paths and command arguments with placeholders. Each parses
+//! itself from TOML and fails with a message that says what was expected, so a bad file
+//! is reported at the offending key.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+// ---------------------------------------------------------------------------------------
+// Durations: "300ms", "2s", "1.5s", "1m", "250us".
+
+/// Parses a duration written as a number and a unit (`ns`, `us`, `ms`, `s`, `m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{text}` has no unit: write e.g. `300ms` or `2s`"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write e.g. `300ms` or `2s`"))?;
+    let seconds = match unit.trim() {
+        "ns" => value / 1e9,
+        "us" | "µs" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        other => {
+            return Err(format!(
+                "`{other}` is not a duration unit: use ns, us, ms, s or m (e.g. `300ms`)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Writes a duration the way the scenario format reads it, in the largest exact unit.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        "0ms".to_string()
+    } else if nanos % 1_000_000_000 == 0 {
+        format!("{}s", nanos / 1_000_000_000)
+    } else if nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
+/// serde adapter for `Duration` fields written as `"300ms"`.
+pub mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| de::Error::custom("expected a duration string such as `300ms` or `2s`"))?;
+        parse_duration(&text).map_err(de::Error::custom)
+    }
+}
+
+/// serde adapter for `Option<Duration>` fields.
+pub mod opt_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+/// A closed range of delays, written `"0ms..300ms"` (or one duration for a fixed delay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelayRange {
+    pub start: Duration,
+    pub end: Duration,
+}
+
+impl FromStr for DelayRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (start, end) = match text.split_once("..") {
+            Some((a, b)) => (
+                parse_duration(a)?,
+                parse_duration(b.trim_start_matches('='))?,
+            ),
+            None => {
+                let d = parse_duration(text)?;
+                (d, d)
+            }
+        };
+        if start > end {
+            return Err(format!("the range `{text}` ends before it starts"));
+        }
+        Ok(DelayRange { start, end })
+    }
+}
+
+impl fmt::Display for DelayRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}..{}",
+            format_duration(self.start),
+            format_duration(self.end)
+        )
+    }
+}
+
+impl Serialize for DelayRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DelayRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| de::Error::custom("expected a delay range string such as `0ms..300ms`"))?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals.
+
+/// A signal, written by name: `"SIGTERM"` (or `"TERM"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Signal(pub nix::sys::signal::Signal);
+
+impl Signal {
+    pub const SIGTERM: Signal = Signal(nix::sys::signal::Signal::SIGTERM);
+    pub const SIGINT: Signal = Signal(nix::sys::signal::Signal::SIGINT);
+    pub const SIGKILL: Signal = Signal(nix::sys::signal::Signal::SIGKILL);
+
+    pub fn number(self) -> i32 {
+        self.0 as i32
+    }
+
+    pub fn from_number(n: i32) -> Option<Signal> {
+        nix::sys::signal::Signal::try_from(n).ok().map(Signal)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.as_str()
+    }
+
+    /// A signal a program can catch and answer with a graceful shutdown.
+    pub fn is_catchable(self) -> bool {
+        !matches!(
+            self.0,
+            nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP
+        )
+    }
+}
+
+impl FromStr for Signal {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let upper = text.trim().to_ascii_uppercase();
+        let name = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        nix::sys::signal::Signal::from_str(&name)
+            .map(Signal)
+            .map_err(|_| {
+                format!("`{text}` is not a signal name: write e.g. `SIGTERM`, `SIGINT`, `SIGKILL`")
+            })
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Signal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| de::Error::custom("expected a signal name such as `SIGTERM`"))?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// One signal or a list of signals to choose from: `"SIGTERM"` or `["SIGTERM", "SIGINT"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SignalSet(pub Vec<Signal>);
+
+impl<'de> Deserialize<'de> for SignalSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SignalSet;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a signal name or a list of signal names, e.g. [\"SIGTERM\", \"SIGINT\"]",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SignalSet, E> {
+                Ok(SignalSet(vec![v.parse().map_err(E::custom)?]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SignalSet, A::Error> {
+                let mut all = Vec::new();
+                while let Some(s) = seq.next_element::<Signal>()? {
+                    all.push(s);
+                }
+                if all.is_empty() {
+                    return Err(de::Error::custom(
+                        "the signal list is empty: name at least one signal",
+                    ));
+                }
+                Ok(SignalSet(all))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Exit statuses.
+
+/// How a process ended: an exit code, or death by a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(Signal),
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by {s}"),
+        }
+    }
+}
+
+/// Written as an integer exit code (`14`) or a signal name (`"SIGKILL"`, death by it).
+impl Serialize for ExitStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ExitStatus::Code(c) => s.serialize_i32(*c),
+            ExitStatus::Signal(sig) => s.serialize_str(sig.name()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ExitStatus;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an exit code (0-255) or a signal name such as \"SIGKILL\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExitStatus, E> {
+                if (0..=255).contains(&v) {
+                    Ok(ExitStatus::Code(v as i32))
+                } else {
+                    Err(E::custom(format!(
+                        "exit code {v} is out of range: exit codes are 0-255"
+                    )))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExitStatus, E> {
+                self.visit_i64(v.min(i64::MAX as u64) as i64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExitStatus, E> {
+                v.parse().map(ExitStatus::Signal).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Paths inside the sandbox.
+
+/// A path relative to the case's sandbox directory; it may not climb out of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct WorkPath(String);
+
+impl WorkPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The directory part (`""` for a file at the top of the sandbox).
+    pub fn parent(&self) -> &str {
+        self.0.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("")
+    }
+}
+
+impl FromStr for WorkPath {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let path = text.trim_start_matches("./").trim_start_matches("{work}/");
+        if path.is_empty() {
+            return Err(
+                "the path is empty: name a file inside the sandbox, e.g. `out.json`".into(),
+            );
+        }
+        if path.starts_with('/') {
+            return Err(format!(
+                "`{text}` is absolute: paths are relative to the case's sandbox, e.g. `out.json`"
+            ));
+        }
+        if path.split('/').any(|part| part == ".." || part.is_empty()) {
+            return Err(format!("`{text}` leaves the sandbox or has an empty part"));
+        }
+        Ok(WorkPath(path.to_string()))
+    }
+}
+
+impl fmt::Display for WorkPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| de::Error::custom("expected a path string relative to the sandbox"))?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Command arguments with placeholders.
+
+/// A piece of a command argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgPart {
+    Text(String),
+    /// `{work}`: the case's sandbox directory.
+    Work,
+    /// `{bin:NAME}`: a binary of the cargo package beside the scenario file.
+    Bin(String),
+}
+
+/// One argument of `command`, parsed into text and placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub raw: String,
+    pub parts: Vec<ArgPart>,
+}
+
+impl Arg {
+    pub fn bins(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            ArgPart::Bin(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+}
+
+impl FromStr for Arg {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(ArgPart::Text(rest[..open].to_string()));
+            }
+            let close = rest[open..].find('}').ok_or_else(|| {
+                format!("`{raw}` opens a placeholder with `{{` but never closes it")
+            })? + open;
+            let inner = &rest[open + 1..close];
+            parts.push(match inner.split_once(':') {
+                None if inner == "work" => ArgPart::Work,
+                Some(("bin", name)) if !name.is_empty() => ArgPart::Bin(name.to_string()),
+                _ => {
+                    return Err(format!(
+                        "unknown placeholder `{{{inner}}}`: use `{{work}}` or `{{bin:NAME}}`"
+                    ));
+                }
+            });
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(ArgPart::Text(rest.to_string()));
+        }
+        Ok(Arg {
+            raw: raw.to_string(),
+            parts,
+        })
+    }
+}
+
+impl Serialize for Arg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for Arg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text =
+            String::deserialize(d).map_err(|_| de::Error::custom("expected a string argument"))?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("300").unwrap_err().contains("no unit"));
+        assert!(
+            parse_duration("3 parsecs")
+                .unwrap_err()
+                .contains("not a duration unit")
+        );
+    }
+
+    #[test]
+    fn durations_format_back_to_what_parses() {
+        for text in ["0ms", "2s", "300ms", "250us", "7ns"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn delay_ranges_parse_and_refuse_reversed_bounds() {
+        let r: DelayRange = "0ms..300ms".parse().unwrap();
+        assert_eq!(
+            (r.start, r.end),
+            (Duration::ZERO, Duration::from_millis(300))
+        );
+        let fixed: DelayRange = "5ms".parse().unwrap();
+        assert_eq!(fixed.start, fixed.end);
+        assert!(
+            "2s..1s"
+                .parse::<DelayRange>()
+                .unwrap_err()
+                .contains("ends before it starts")
+        );
+    }
+
+    #[test]
+    fn signals_parse_with_or_without_prefix() {
+        assert_eq!("SIGTERM".parse::<Signal>(), Ok(Signal::SIGTERM));
+        assert_eq!("int".parse::<Signal>(), Ok(Signal::SIGINT));
+        assert!(
+            "SIGFOO"
+                .parse::<Signal>()
+                .unwrap_err()
+                .contains("not a signal name")
+        );
+    }
+
+    #[test]
+    fn work_paths_stay_inside_the_sandbox() {
+        assert_eq!("out/a.json".parse::<WorkPath>().unwrap().parent(), "out");
+        assert_eq!(
+            "{work}/a.json".parse::<WorkPath>().unwrap().as_str(),
+            "a.json"
+        );
+        assert!("/etc/passwd".parse::<WorkPath>().is_err());
+        assert!("../x".parse::<WorkPath>().is_err());
+    }
+
+    #[test]
+    fn args_split_into_placeholders() {
+        let arg: Arg = "--out={work}/x.json".parse().unwrap();
+        assert_eq!(
+            arg.parts,
+            vec![
+                ArgPart::Text("--out=".into()),
+                ArgPart::Work,
+                ArgPart::Text("/x.json".into())
+            ]
+        );
+        let bin: Arg = "{bin:atomic-writer}".parse().unwrap();
+        assert_eq!(bin.bins().collect::<Vec<_>>(), vec!["atomic-writer"]);
+        assert!(
+            "{home}"
+                .parse::<Arg>()
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
+        assert!("{work".parse::<Arg>().unwrap_err().contains("never closes"));
+    }
+}
