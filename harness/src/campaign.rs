@@ -284,7 +284,7 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
     let sandbox = Sandbox::create(&scenario.setup)?;
     let launch = targets::launch(scenario, binaries, sandbox.path());
     let signals = scenario.signals();
-    let ran = run::run(&launch, &[], &signals, limits(scenario), "census")?;
+    let ran = run::run(&launch, &[], &signals, limits(scenario))?;
     let mut golden = std::collections::BTreeMap::new();
     for path in &scenario.expect.outputs {
         golden.insert(path.clone(), sandbox.read(path)?.map(Golden::new));
@@ -372,13 +372,7 @@ fn run_case(
         .map(|p| sandbox.read(p))
         .collect::<Result<_, _>>()?;
     let launch = targets::launch(scenario, binaries, sandbox.path());
-    let ran = run::run(
-        &launch,
-        &plan.strikes,
-        &[],
-        limits(scenario),
-        &format!("{seed}"),
-    )?;
+    let ran = run::run(&launch, &plan.strikes, &[], limits(scenario))?;
 
     let mut records = Vec::new();
     for (path, prior) in outputs.iter().zip(&prior) {

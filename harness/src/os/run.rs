@@ -127,14 +127,21 @@ pub fn run(
     plan: &[Strike],
     watch_handlers: &[Signal],
     limits: Limits,
-    marker: &str,
 ) -> Result<Run, RunError> {
+    // Unique on the machine: several harnesses may run at once, and without a cgroup the
+    // marker is how one tells its own processes from another's.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let marker = format!(
+        "{}.{}",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let cgroup = CaseCgroup::create();
     let mut command = Command::new(&launch.program);
     command
         .args(&launch.args)
         .envs(&launch.env)
-        .env("KILLPOINT_CASE", marker)
+        .env("KILLPOINT_CASE", &marker)
         .current_dir(&launch.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
