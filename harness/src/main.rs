@@ -212,14 +212,14 @@ fn run(
         }
     }
     println!("{}", report::summary_text(&report));
-    if let Some(path) = json {
-        if let Err(e) = report::write_json(&report, &path) {
-            eprintln!(
-                "error: cannot write the JSON report to {}: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
-        }
+    if let Some(path) = json
+        && let Err(e) = report::write_json(&report, &path)
+    {
+        eprintln!(
+            "error: cannot write the JSON report to {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
     }
     ExitCode::from(report.exit_code() as u8)
 }

@@ -117,13 +117,14 @@ fn built(manifest: &Path) -> Result<Binaries, String> {
         let is_bin = message["target"]["kind"]
             .as_array()
             .is_some_and(|k| k.iter().any(|k| k == "bin"));
-        if message["reason"] == "compiler-artifact" && is_bin {
-            if let (Some(name), Some(exe)) = (
+        if message["reason"] == "compiler-artifact"
+            && is_bin
+            && let (Some(name), Some(exe)) = (
                 message["target"]["name"].as_str(),
                 message["executable"].as_str(),
-            ) {
-                found.insert(name.to_string(), PathBuf::from(exe));
-            }
+            )
+        {
+            found.insert(name.to_string(), PathBuf::from(exe));
         }
     }
     cache

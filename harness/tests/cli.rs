@@ -377,17 +377,30 @@ fn sigint_to_killpoint_stops_the_campaign_and_leaves_nothing_behind() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    // The first line is printed before the census starts; then wait until a target is
-    // running, seen by its command line, which names a sandbox inside our temp dir.
+    // The first line is printed before the census starts. Then wait until a case is
+    // running: a target is seen by its command line, which names its sandbox inside our
+    // temp dir, and a second sandbox means the census is over and cases have begun.
     let mut first = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut first)
         .unwrap();
     assert!(first.starts_with("killpoint: seed 4"), "{first}");
     let needle = tmp.path().to_str().unwrap().to_string();
+    let sandboxes = |needle: &str| -> Vec<String> {
+        processes_mentioning(&format!("{needle}/killpoint-"))
+            .iter()
+            .filter_map(|c| {
+                c.split_whitespace()
+                    .find(|w| w.starts_with(needle))
+                    .map(|w| w[..needle.len() + 17].to_string())
+            })
+            .collect()
+    };
     let until = Instant::now() + Duration::from_secs(60);
-    while processes_mentioning(&format!("{needle}/killpoint-")).is_empty() {
-        assert!(Instant::now() < until, "no target started");
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 2 {
+        assert!(Instant::now() < until, "no case started: {seen:?}");
+        seen.extend(sandboxes(&needle));
         std::thread::yield_now();
     }
     nix::sys::signal::kill(

@@ -14,21 +14,21 @@ pub fn check(ctx: &Context) -> Verdict {
     let (expect, outcome) = (ctx.expect, ctx.outcome);
     let status = outcome.status;
 
-    if let Some(kill) = &outcome.killed {
-        if kill.at <= outcome.exited_at {
-            // The harness ended the main process: its status says nothing of the target.
-            return match kill.reason {
-                KillReason::TimedOut => Verdict::violated(vec![format!(
-                    "no strike reached it and it was still running when the timeout ran out; killed at {}",
-                    ms(kill.at)
-                )]),
-                KillReason::DrainOverran if expect.deadline.is_some() => Verdict::Held,
-                _ => Verdict::violated(vec![format!(
-                    "it never exited after the strike; killed at {}",
-                    ms(kill.at)
-                )]),
-            };
-        }
+    if let Some(kill) = &outcome.killed
+        && kill.at <= outcome.exited_at
+    {
+        // The harness ended the main process: its status says nothing of the target.
+        return match kill.reason {
+            KillReason::TimedOut => Verdict::violated(vec![format!(
+                "no strike reached it and it was still running when the timeout ran out; killed at {}",
+                ms(kill.at)
+            )]),
+            KillReason::DrainOverran if expect.deadline.is_some() => Verdict::Held,
+            _ => Verdict::violated(vec![format!(
+                "it never exited after the strike; killed at {}",
+                ms(kill.at)
+            )]),
+        };
     }
 
     let Some(strike) = outcome.first_delivered() else {

@@ -109,13 +109,15 @@ pub fn reap_orphans() {
     let me = std::process::id() as i32;
     let children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     for pid in procfs::all_pids() {
-        if let Some(stat) = procfs::stat(pid) {
-            if stat.ppid == me && stat.state == 'Z' && !children.contains(&pid) {
-                let _ = nix::sys::wait::waitpid(
-                    nix::unistd::Pid::from_raw(pid),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                );
-            }
+        if let Some(stat) = procfs::stat(pid)
+            && stat.ppid == me
+            && stat.state == 'Z'
+            && !children.contains(&pid)
+        {
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
         }
     }
 }
@@ -198,7 +200,7 @@ pub fn run(
         start,
         pidfd,
         pipes: [Pipe::new(stdout), Pipe::new(stderr)],
-        strikes: plan.iter().map(|s| record(s)).collect(),
+        strikes: plan.iter().map(record).collect(),
         next_strike: 0,
         handlers_seen: BTreeMap::new(),
         watch: watch_handlers
