@@ -52,7 +52,9 @@ fn describe_partial(output: &OutputRecord) -> Option<String> {
         found,
         expected,
     } = difference;
-    let what = if offset == size && size < expected_size {
+    let what = if *size == 0 {
+        format!("empty: truncated to 0 of the complete {expected_size} bytes")
+    } else if offset == size && size < expected_size {
         format!("truncated: its {size} bytes are the first {size} of the complete {expected_size}")
     } else {
         format!(
