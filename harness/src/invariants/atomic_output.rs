@@ -140,6 +140,18 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_output_is_named_as_such() {
+        let Verdict::Violated { evidence } = judge(&with_after(Some(b""), Some(b"old"))) else {
+            panic!("an emptied file must be caught")
+        };
+        assert!(
+            evidence[0].starts_with("out.json is empty: truncated to 0 of the complete 27 bytes"),
+            "{}",
+            evidence[0]
+        );
+    }
+
+    #[test]
     fn a_corrupt_output_shows_where_it_differs() {
         let mut corrupt = GOLDEN.to_vec();
         corrupt[3] = b'X';
