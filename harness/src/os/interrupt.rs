@@ -7,9 +7,6 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 
-use rustix::event::{PollFd, PollFlags, poll};
-use rustix::time::Timespec;
-
 fn pipe() -> &'static (OwnedFd, OwnedFd) {
     static PIPE: OnceLock<(OwnedFd, OwnedFd)> = OnceLock::new();
     PIPE.get_or_init(|| {
@@ -36,14 +33,5 @@ pub fn fd() -> BorrowedFd<'static> {
 
 /// Whether a stop was requested.
 pub fn requested() -> bool {
-    let mut fds = [PollFd::new(&pipe().0, PollFlags::IN)];
-    poll(
-        &mut fds,
-        Some(&Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        }),
-    )
-    .unwrap_or(0)
-        > 0
+    super::readable_now(&pipe().0)
 }

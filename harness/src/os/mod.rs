@@ -6,3 +6,19 @@ pub mod interrupt;
 pub mod procfs;
 pub mod run;
 pub mod sandbox;
+
+use std::os::fd::AsFd;
+
+/// Whether `fd` is readable right now (a pidfd: the process has exited; a pipe: data or
+/// end of file), without waiting.
+pub(crate) fn readable_now(fd: impl AsFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let now = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut fds, Some(&now)).unwrap_or(0) > 0
+}

@@ -432,16 +432,7 @@ impl State {
     }
 
     fn main_exited(&self) -> bool {
-        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-        poll(
-            &mut fds,
-            Some(&Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            }),
-        )
-        .unwrap_or(0)
-            > 0
+        super::readable_now(&self.pidfd)
     }
 
     /// Runs the case until the main process has exited and the tree is gone or killed.
@@ -598,18 +589,7 @@ impl State {
             }
             // A signal to a process that has already exited (a zombie) would "succeed"
             // without reaching anything: check first, and record the strike as missed.
-            let alive = {
-                let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-                poll(
-                    &mut fds,
-                    Some(&Timespec {
-                        tv_sec: 0,
-                        tv_nsec: 0,
-                    }),
-                )
-                .unwrap_or(0)
-                    == 0
-            };
+            let alive = !super::readable_now(&self.pidfd);
             if alive {
                 record.caught = procfs::catches(self.pid, strike.signal.number());
                 let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
