@@ -22,8 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -338,11 +337,10 @@ impl Pipe {
 
     /// Reads what is available; closes the pipe at end of file.
     fn drain(&mut self) {
-        let Some(fd) = &self.fd else { return };
-        let mut file = File::from(fd.try_clone().expect("dup a pipe fd"));
         let mut buf = [0u8; 65536];
         loop {
-            match file.read(&mut buf) {
+            let Some(fd) = &self.fd else { return };
+            match rustix::io::read(fd, &mut buf) {
                 Ok(0) => {
                     self.fd = None;
                     return;
@@ -352,8 +350,8 @@ impl Pipe {
                     let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
                     self.kept.extend_from_slice(&buf[..n.min(room)]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return, // WouldBlock: nothing more for now
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return, // EAGAIN: nothing more for now
             }
         }
     }
