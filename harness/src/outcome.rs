@@ -162,12 +162,6 @@ pub struct Capture {
     pub total_bytes: u64,
 }
 
-impl Capture {
-    pub fn truncated(&self) -> bool {
-        self.total_bytes > self.text.len() as u64
-    }
-}
-
 impl FileState {
     /// Classifies a file's content (`None`: absent) against its prior content and the
     /// golden. Prior wins over golden when they are the same bytes.

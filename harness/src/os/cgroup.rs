@@ -86,12 +86,6 @@ impl CaseCgroup {
             .collect()
     }
 
-    pub fn populated(&self) -> bool {
-        fs::read_to_string(self.dir.join("cgroup.events"))
-            .map(|events| events.lines().any(|l| l == "populated 1"))
-            .unwrap_or(false)
-    }
-
     /// The `cgroup.events` file, pollable (`POLLPRI`) for the moment it empties.
     pub fn events_file(&self) -> Option<File> {
         File::open(self.dir.join("cgroup.events")).ok()

@@ -180,7 +180,6 @@ pub fn run(
     };
     let tree = Tree {
         cgroup,
-        pgid: pid,
         marker: format!("KILLPOINT_CASE={marker}"),
         main: pid,
     };
@@ -208,7 +207,6 @@ pub fn run(
             .filter(|s| s.is_catchable())
             .collect(),
         pid,
-        pgid: pid,
     };
     let result = state.drive(&tree, plan, limits);
     if result.is_err() {
@@ -252,29 +250,32 @@ fn record(strike: &Strike) -> StrikeRecord {
 /// The processes of one case.
 struct Tree {
     cgroup: Option<CaseCgroup>,
-    pgid: i32,
     /// `KILLPOINT_CASE=…`, found in the environment of every descendant that kept it.
     marker: String,
+    /// The main process; it leads the case's process group, so this is also its pgid.
     main: i32,
 }
 
 impl Tree {
     /// The live processes of the tree other than the main process.
     fn others(&self) -> Vec<i32> {
-        let live = |pid: i32| procfs::stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X');
-        let pids: Vec<i32> = match &self.cgroup {
-            Some(cgroup) => cgroup.pids(),
+        let live = |s: &procfs::Stat| s.pid != self.main && s.state != 'Z' && s.state != 'X';
+        match &self.cgroup {
+            Some(cgroup) => cgroup
+                .pids()
+                .into_iter()
+                .filter(|&pid| procfs::stat(pid).is_some_and(|s| live(&s)))
+                .collect(),
             None => procfs::all_pids()
                 .into_iter()
-                .filter(|&pid| {
-                    procfs::stat(pid).is_some_and(|s| s.pgid == self.pgid)
-                        || procfs::environ_contains(pid, &self.marker)
+                .filter_map(procfs::stat)
+                .filter(|s| {
+                    live(s)
+                        && (s.pgid == self.main || procfs::environ_contains(s.pid, &self.marker))
                 })
+                .map(|s| s.pid)
                 .collect(),
-        };
-        pids.into_iter()
-            .filter(|&pid| pid != self.main && live(pid))
-            .collect()
+        }
     }
 
     fn kill(&self, main: &OwnedFd) {
@@ -283,7 +284,7 @@ impl Tree {
             cgroup.kill();
         }
         let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(self.pgid),
+            nix::unistd::Pid::from_raw(self.main),
             nix::sys::signal::Signal::SIGKILL,
         );
         for pid in self.others() {
@@ -413,8 +414,8 @@ struct State {
     next_strike: usize,
     handlers_seen: BTreeMap<Signal, Duration>,
     watch: Vec<Signal>,
+    /// The main process; also its process group's id.
     pid: i32,
-    pgid: i32,
 }
 
 struct Ended {
@@ -429,6 +430,13 @@ impl State {
         self.start.elapsed()
     }
 
+    /// When the tree must be gone: `deadline` (else `timeout`) after the first strike that
+    /// reached the target; `None` while no strike has.
+    fn drain_bound(&self, limits: Limits) -> Option<Duration> {
+        let sent = self.strikes.iter().find_map(|s| s.sent_at)?;
+        Some(sent + limits.deadline.unwrap_or(limits.timeout))
+    }
+
     fn main_exited(&self) -> bool {
         super::readable_now(&self.pidfd)
     }
@@ -440,12 +448,8 @@ impl State {
         loop {
             self.watch_handlers();
             self.fire_due_strikes(plan);
-            let first_sent = self.strikes.iter().find_map(|s| s.sent_at);
-            let (bound, reason) = match first_sent {
-                Some(sent) => (
-                    sent + limits.deadline.unwrap_or(limits.timeout),
-                    KillReason::DrainOverran,
-                ),
+            let (bound, reason) = match self.drain_bound(limits) {
+                Some(bound) => (bound, KillReason::DrainOverran),
                 None => (limits.timeout, KillReason::TimedOut),
             };
             if self.main_exited() {
@@ -466,11 +470,10 @@ impl State {
             if !self.watch.is_empty() || self.waiting_for_handler(plan) {
                 fds_wait = fds_wait.min(HANDLER_POLL);
             }
-            let pidfd = self.pidfd.try_clone()?;
             if wait_io(
                 &mut self.pipes,
                 fds_wait,
-                Some((pidfd.as_fd(), PollFlags::IN)),
+                Some((self.pidfd.as_fd(), PollFlags::IN)),
             )? {
                 return Err(RunError::Interrupted);
             }
@@ -495,11 +498,9 @@ impl State {
             if leftovers.is_empty() {
                 tree_gone_at = Some(exited_at);
             } else {
-                let first_sent = self.strikes.iter().find_map(|s| s.sent_at);
-                match first_sent {
-                    Some(sent) => {
-                        let bound = self.start + sent + limits.deadline.unwrap_or(limits.timeout);
-                        if tree.wait_empty(bound, self)? {
+                match self.drain_bound(limits) {
+                    Some(bound) => {
+                        if tree.wait_empty(self.start + bound, self)? {
                             tree_gone_at = Some(self.now());
                         } else {
                             tree.kill(&self.pidfd);
@@ -595,7 +596,7 @@ impl State {
                 let sent = match strike.to {
                     Recipient::Process => pidfd_send_signal(&self.pidfd, sig),
                     Recipient::Group => {
-                        rustix::process::kill_process_group(Pid::from_raw(self.pgid).unwrap(), sig)
+                        rustix::process::kill_process_group(Pid::from_raw(self.pid).unwrap(), sig)
                     }
                 };
                 if sent.is_ok() {
