@@ -16,9 +16,11 @@ use crate::invariants::{self, Context, InvariantName, Verdict};
 use crate::os::interrupt;
 use crate::os::run::{self, Limits, RunError};
 use crate::os::sandbox::Sandbox;
+use crate::os::tracer::{SyscallStrike, TraceSetup};
 use crate::outcome::{FileState, Outcome, OutputRecord};
-use crate::plan::{self, Plan};
-use crate::scenario::Scenario;
+use crate::plan::{self, Clock, Plan, Point};
+use crate::scenario::{PointSpec, Scenario};
+use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
 use crate::targets::{self, Binaries};
 
 /// The default number of cases per scenario.
@@ -177,7 +179,14 @@ impl Campaign {
             report.result = error(message);
             return report;
         }
-        let strategy = plan::strategy(scenario, &census);
+        let strategy = match plan::strategy(scenario, &census) {
+            Ok(strategy) => strategy,
+            Err(message) => {
+                report.census = Some(census);
+                report.result = error(message);
+                return report;
+            }
+        };
 
         // Cases, in parallel; `first_failed` is the lowest failing index so far.
         let next = AtomicU64::new(0);
@@ -283,8 +292,27 @@ fn limits(scenario: &Scenario) -> Limits {
 fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> {
     let sandbox = Sandbox::create(&scenario.setup)?;
     let launch = targets::launch(scenario, binaries, sandbox.path());
-    let signals = scenario.signals();
-    let ran = run::run(&launch, &[], &signals, limits(scenario))?;
+    let mut signals = scenario.signals();
+    signals.extend(scenario.strikes.iter().filter_map(|s| match s.at {
+        PointSpec::Delay { after_handler, .. } => after_handler,
+        PointSpec::Syscall(_) => None,
+    }));
+    let trace = scenario.needs_tracer().then(|| {
+        let mut classes = scenario.strike_classes();
+        classes.extend(CONTEXT_CLASSES);
+        classes.insert(SyscallClass::Sigaction);
+        TraceSetup {
+            classes,
+            strikes: Vec::new(),
+            root: sandbox.path().to_path_buf(),
+            keep_events: true,
+        }
+    });
+    let ran = run::run(&launch, &[], &signals, limits(scenario), trace)?;
+    let (syscalls, events) = match ran.trace {
+        Some(log) => (Some(log.census), log.events),
+        None => (None, Vec::new()),
+    };
     let mut golden = std::collections::BTreeMap::new();
     for path in &scenario.expect.outputs {
         golden.insert(path.clone(), sandbox.read(path)?.map(Golden::new));
@@ -295,6 +323,7 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
         handlers: ran
             .handlers_seen
             .into_iter()
+            .filter(|(signal, _)| signals.contains(signal))
             .map(|(signal, at)| (signal, crate::census::HandlerSeen { at }))
             .collect(),
         golden,
@@ -302,6 +331,52 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
         leftovers: ran.leftovers,
         stdout: ran.stdout,
         stderr: ran.stderr,
+        syscalls,
+        events,
+    })
+}
+
+/// What the tracer must do for a case of this scenario under `plan`: trap the plan's
+/// syscall classes and the context classes, and fire the syscall strikes.
+fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> Option<TraceSetup> {
+    if !scenario.needs_tracer() {
+        return None;
+    }
+    let mut classes: ClassSet = CONTEXT_CLASSES.into_iter().collect();
+    let mut strikes = Vec::new();
+    for (index, strike) in plan.strikes.iter().enumerate() {
+        match &strike.point {
+            Point::Syscall {
+                syscall,
+                path,
+                nth,
+                when,
+            } => {
+                classes.insert(*syscall);
+                strikes.push(SyscallStrike {
+                    index,
+                    signal: strike.signal,
+                    to: strike.to,
+                    class: *syscall,
+                    path: path.clone(),
+                    nth: *nth,
+                    when: *when,
+                });
+            }
+            Point::Delay {
+                clock: Clock::Handler(_),
+                ..
+            } => {
+                classes.insert(SyscallClass::Sigaction);
+            }
+            Point::Delay { .. } => {}
+        }
+    }
+    Some(TraceSetup {
+        classes,
+        strikes,
+        root: root.to_path_buf(),
+        keep_events: false,
     })
 }
 
@@ -372,7 +447,8 @@ fn run_case(
         .map(|p| sandbox.read(p))
         .collect::<Result<_, _>>()?;
     let launch = targets::launch(scenario, binaries, sandbox.path());
-    let ran = run::run(&launch, &plan.strikes, &[], limits(scenario))?;
+    let trace = case_trace(scenario, &plan, sandbox.path());
+    let ran = run::run(&launch, &plan.strikes, &[], limits(scenario), trace)?;
 
     let mut records = Vec::new();
     for (path, prior) in outputs.iter().zip(&prior) {
@@ -401,6 +477,7 @@ fn run_case(
         stdout: ran.stdout,
         stderr: ran.stderr,
         tracking: ran.tracking,
+        trace: ran.trace.map(|log| log.windows).unwrap_or_default(),
     };
     let verdicts = invariants::judge(&Context {
         expect: &scenario.expect,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Capture, ProcessInfo, sha256_hex};
 use crate::scenario::{ExitStatus, Signal, WorkPath};
+use crate::syscalls::{Event, SyscallCensus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Census {
@@ -28,6 +29,14 @@ pub struct Census {
     pub leftovers: Vec<ProcessInfo>,
     pub stdout: Capture,
     pub stderr: Capture,
+    /// What the tracer saw, when the scenario has syscall points: calls per class and
+    /// path (the strike space), the process tree and the handlers installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<SyscallCensus>,
+    /// The trapped events in order (up to the tracer's cap), to tell what a case did not
+    /// do that the uninterrupted run did.
+    #[serde(skip)]
+    pub events: Vec<Event>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

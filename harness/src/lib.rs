@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod scenario;
+pub mod syscalls;
 pub mod targets;
 
 pub use campaign::{Campaign, CampaignOptions, ScenarioReport};

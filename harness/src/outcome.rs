@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Clock;
+use crate::plan::Point;
 use crate::scenario::{ExitStatus, Recipient, Signal, WorkPath};
+use crate::syscalls::Event;
 
 /// Everything observed in one case. Times are measured from the moment the target was
 /// spawned.
@@ -38,6 +39,24 @@ pub struct Outcome {
     pub stderr: Capture,
     /// How the process tree was tracked.
     pub tracking: Tracking,
+    /// With the tracer: per process, the syscalls just before the first strike and those
+    /// after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<ProcessTrace>,
+}
+
+/// What one process of the tree did around the first strike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTrace {
+    pub pid: i32,
+    pub command: String,
+    /// The last few events before the first strike (the struck call last, for a syscall
+    /// strike).
+    pub before: Vec<Event>,
+    /// The events after it, up to a cap.
+    pub after: Vec<Event>,
+    /// How many more events came after the cap.
+    pub more_after: u64,
 }
 
 impl Outcome {
@@ -58,18 +77,23 @@ impl Outcome {
 pub struct StrikeRecord {
     pub signal: Signal,
     pub to: Recipient,
-    /// The planned delay, counted from `clock`.
-    #[serde(with = "crate::report::millis")]
-    pub after: Duration,
-    pub clock: Clock,
-    /// When the clock started (spawn, or the moment the handler was seen).
-    #[serde(with = "crate::report::opt_millis")]
+    /// Where it was planned to land.
+    pub point: Point,
+    /// For a delay: when its clock started (spawn, or the moment the handler was seen).
+    #[serde(
+        default,
+        with = "crate::report::opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub clock_started_at: Option<Duration>,
     /// When the signal was sent; `None` if the target exited before the strike was due.
     #[serde(with = "crate::report::opt_millis")]
     pub sent_at: Option<Duration>,
     /// Whether the target had a handler for the signal when it was sent.
     pub caught: bool,
+    /// For a syscall strike: the call it landed at, as the tracer saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit: Option<Event>,
 }
 
 impl StrikeRecord {

@@ -7,9 +7,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use std::collections::BTreeSet;
+
 use crate::campaign::{ScenarioReport, ScenarioResult};
+use crate::census::Census;
 use crate::invariants::ms;
-use crate::outcome::{FileState, Outcome};
+use crate::os::tracer::AGAIN;
+use crate::outcome::{FileState, Outcome, StrikeRecord};
+use crate::plan::Point;
+use crate::syscalls::{Event, SyscallClass, What, matches};
 
 /// A whole campaign, as written to `--json`.
 #[derive(Debug, Serialize)]
@@ -149,6 +155,11 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
                 failure.case_seed
             );
             let _ = writeln!(out, "    plan: {}", failure.plan);
+            if let Some(census) = &report.census {
+                for line in strike_story(&failure.outcome, census) {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
             for (name, evidence) in &failure.violations {
                 let _ = writeln!(out, "    {name}:");
                 for line in evidence {
@@ -170,6 +181,130 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
         }
     }
     out
+}
+
+/// What each syscall strike hit and what the struck process did next, in words:
+/// `struck: SIGTERM at the entry of write #3 to out.json (65536 bytes at offset 131072)`,
+/// `then: SIGTERM delivered, write <stderr …> ×3, exit 14; no fsync, rename as the
+/// uninterrupted run made after that call`.
+pub fn strike_story(outcome: &Outcome, census: &Census) -> Vec<String> {
+    let mut lines = Vec::new();
+    for record in &outcome.strikes {
+        let (Some(hit), Point::Syscall { nth, when, .. }) = (&record.hit, &record.point) else {
+            continue;
+        };
+        let What::Syscall(call) = &hit.what else {
+            continue;
+        };
+        let mut line = format!(
+            "struck: {} at the {when} of {} #{nth}",
+            record.signal, call.name
+        );
+        if !call.paths.is_empty() {
+            let _ = write!(line, " to {}", call.path_label());
+        }
+        if !call.detail.is_empty() {
+            let _ = write!(line, " ({})", call.detail);
+        }
+        if let Some(result) = call.result {
+            let _ = write!(line, ", which returned {result}");
+        }
+        let _ = write!(line, ", in pid {}", hit.pid);
+        if hit.tid != hit.pid {
+            let _ = write!(line, " thread {}", hit.tid);
+        }
+        if record.sent_at.is_none() {
+            line.push_str(" (not sent: the process had exited)");
+        }
+        lines.push(line);
+        let Some(trace) = outcome.trace.iter().find(|p| p.pid == hit.pid) else {
+            continue;
+        };
+        let mut then = format!("then: {}", condense(&trace.after));
+        if trace.more_after > 0 {
+            let _ = write!(then, " … and {} more", trace.more_after);
+        }
+        let skipped = skipped_after(census, record, outcome);
+        if !skipped.is_empty() {
+            let names: Vec<&str> = skipped.iter().map(|c| c.name()).collect();
+            let _ = write!(
+                then,
+                "; no {} as the uninterrupted run made after that call",
+                names.join(", ")
+            );
+        }
+        lines.push(then);
+    }
+    lines
+}
+
+/// Events as a short list, runs of the same call folded: `write out.json ×5, exit 0`.
+fn condense(events: &[Event]) -> String {
+    let label = |e: &Event| match &e.what {
+        What::Syscall(call) => {
+            let mut label = call.name.clone();
+            if !call.paths.is_empty() {
+                label = format!("{label} {}", call.path_label());
+            }
+            if call.detail.ends_with(AGAIN) {
+                label.push_str(" (again, after the signal)");
+            }
+            label
+        }
+        other => other.to_string(),
+    };
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for event in events {
+        let l = label(event);
+        match runs.last_mut() {
+            Some((last, n)) if *last == l => *n += 1,
+            _ => runs.push((l, 1)),
+        }
+    }
+    if runs.is_empty() {
+        return "nothing more was seen".into();
+    }
+    runs.into_iter()
+        .map(|(l, n)| if n == 1 { l } else { format!("{l} ×{n}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The finishing calls (fsync, rename, unlink, truncate) the census made after the struck
+/// call and the case never made after its strike.
+fn skipped_after(census: &Census, record: &StrikeRecord, outcome: &Outcome) -> Vec<SyscallClass> {
+    let Point::Syscall {
+        syscall, path, nth, ..
+    } = &record.point
+    else {
+        return Vec::new();
+    };
+    let matching = census.events.iter().enumerate().filter(|(_, e)| {
+        matches!(&e.what, What::Syscall(c) if c.class == *syscall && matches(path.as_ref(), &c.paths))
+    });
+    let Some((position, _)) = matching.clone().nth(*nth as usize - 1) else {
+        return Vec::new();
+    };
+    let classes_in = |events: &mut dyn Iterator<Item = &Event>| -> BTreeSet<SyscallClass> {
+        events
+            .filter_map(|e| match &e.what {
+                What::Syscall(c) => Some(c.class),
+                _ => None,
+            })
+            .filter(|c| {
+                matches!(
+                    c,
+                    SyscallClass::Fsync
+                        | SyscallClass::Rename
+                        | SyscallClass::Unlink
+                        | SyscallClass::Truncate
+                )
+            })
+            .collect()
+    };
+    let expected = classes_in(&mut census.events[position + 1..].iter());
+    let seen = classes_in(&mut outcome.trace.iter().flat_map(|p| p.after.iter()));
+    expected.difference(&seen).copied().collect()
 }
 
 fn outcome_line(outcome: &Outcome) -> String {

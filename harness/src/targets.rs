@@ -156,5 +156,6 @@ pub fn launch(scenario: &Scenario, binaries: &Binaries, work: &Path) -> Launch {
         args: argv,
         env: scenario.env.clone(),
         cwd: work.to_path_buf(),
+        capture: true,
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::census::{Census, Golden};
 use crate::outcome::{Capture, FileState, Outcome, OutputRecord, StrikeRecord, Tracking};
-use crate::plan::{Clock, Plan};
+use crate::plan::{Clock, Plan, Point};
 use crate::scenario::{ExitStatus, Recipient, Signal};
 
 pub fn at_ms(n: u64) -> Duration {
@@ -28,6 +28,8 @@ pub fn census(golden: &[u8]) -> Census {
         leftovers: vec![],
         stdout: Capture::default(),
         stderr: Capture::default(),
+        syscalls: None,
+        events: vec![],
     }
 }
 
@@ -50,6 +52,7 @@ pub fn clean_outcome() -> Outcome {
         stdout: Capture::default(),
         stderr: Capture::default(),
         tracking: Tracking::Cgroup,
+        trace: vec![],
     }
 }
 
@@ -58,11 +61,14 @@ pub fn struck(signal: Signal, at: Duration) -> StrikeRecord {
     StrikeRecord {
         signal,
         to: Recipient::Process,
-        after: at,
-        clock: Clock::Spawn,
+        point: Point::Delay {
+            after: at,
+            clock: Clock::Spawn,
+        },
         clock_started_at: Some(Duration::ZERO),
         sent_at: Some(at),
         caught: signal.is_catchable(),
+        hit: None,
     }
 }
 

@@ -6,6 +6,8 @@ pub mod interrupt;
 pub mod procfs;
 pub mod run;
 pub mod sandbox;
+pub mod seccomp;
+pub mod tracer;
 
 use std::os::fd::AsFd;
 

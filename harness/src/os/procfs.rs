@@ -14,6 +14,15 @@ pub fn catches(pid: i32, signal: i32) -> bool {
     caught_signals(pid).is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
 
+/// The thread group (process) a thread belongs to.
+pub fn tgid(tid: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The command line of a process, its arguments joined by spaces.
 pub fn command_line(pid: i32) -> String {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();

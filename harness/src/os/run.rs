@@ -27,7 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, poll};
@@ -35,9 +35,10 @@ use rustix::process::{Pid, WaitId, WaitIdOptions, pidfd_open, pidfd_send_signal,
 use rustix::time::Timespec;
 
 use super::cgroup::CaseCgroup;
+use super::tracer::{self, Link, TraceLog, TraceSetup};
 use super::{interrupt, procfs};
 use crate::outcome::{Capture, HarnessKill, KillReason, ProcessInfo, StrikeRecord, Tracking};
-use crate::plan::{Clock, Strike};
+use crate::plan::{Clock, Point, Strike};
 use crate::scenario::{ExitStatus, Recipient, Signal};
 
 /// How much of stdout and of stderr is kept; the rest is counted.
@@ -53,6 +54,9 @@ pub struct Launch {
     pub args: Vec<OsString>,
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
+    /// Capture stdout and stderr (a case); else the target shares the harness's own
+    /// (`killpoint trace`).
+    pub capture: bool,
 }
 
 /// Bounds of one run.
@@ -78,6 +82,18 @@ pub struct Run {
     pub tracking: Tracking,
     /// When a handler for each watched signal was first seen.
     pub handlers_seen: BTreeMap<Signal, Duration>,
+    /// What the tracer saw, when the run was traced.
+    pub trace: Option<TraceLog>,
+}
+
+/// How far a plan has got; shared with the tracer, which fires the syscall strikes.
+#[derive(Debug)]
+pub struct Progress {
+    pub records: Vec<StrikeRecord>,
+    /// The strike whose turn it is: strikes fire in plan order.
+    pub next: usize,
+    /// When the main process was first seen with a handler for each signal.
+    pub handlers: BTreeMap<Signal, Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +102,8 @@ pub enum RunError {
     Spawn { program: String, source: io::Error },
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Trace(#[from] tracer::TraceError),
     #[error("{0}")]
     Os(#[from] io::Error),
 }
@@ -101,6 +119,14 @@ pub fn become_subreaper() {
     let _ = rustix::process::set_child_subreaper(Some(
         Pid::from_raw(std::process::id() as i32).unwrap(),
     ));
+}
+
+/// Spawns `command`, registering the child before anyone can see it exit.
+pub(crate) fn spawn_registered(command: &mut Command) -> io::Result<std::process::Child> {
+    let mut children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let child = command.spawn()?;
+    children.insert(child.id() as i32);
+    Ok(child)
 }
 
 /// Reaps zombies re-parented to the harness that no case thread is waiting on.
@@ -123,11 +149,13 @@ pub fn reap_orphans() {
 
 /// Runs `launch` once, delivering `plan` (in order), and watching for handlers of
 /// `watch_handlers` (the census uses this to learn when the target can catch signals).
+/// With `trace`, the target runs under the tracer, which fires the plan's syscall strikes.
 pub fn run(
     launch: &Launch,
     plan: &[Strike],
     watch_handlers: &[Signal],
     limits: Limits,
+    trace: Option<TraceSetup>,
 ) -> Result<Run, RunError> {
     // Unique on the machine: several harnesses may run at once, and without a cgroup the
     // marker is how one tells its own processes from another's.
@@ -145,9 +173,10 @@ pub fn run(
         .env("KILLPOINT_CASE", &marker)
         .current_dir(&launch.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .process_group(0);
+    if launch.capture {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
     let procs_fd = cgroup.as_ref().map(|c| c.procs_fd());
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (write, prctl) on values prepared before the fork; it allocates nothing.
@@ -157,20 +186,32 @@ pub fn run(
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::write(fd, b"0")?;
             }
-            // If the case thread dies, the target dies with it.
+            // If the thread that spawned it dies, the target dies with it.
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             Ok(())
         });
     }
-
-    let (mut child, start) = {
-        let mut children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-        let child = command.spawn().map_err(|source| RunError::Spawn {
-            program: launch.program.display().to_string(),
-            source,
-        })?;
-        children.insert(child.id() as i32);
-        (child, Instant::now())
+    let progress = Arc::new(Mutex::new(Progress {
+        records: plan.iter().map(record).collect(),
+        next: 0,
+        handlers: BTreeMap::new(),
+    }));
+    let program = launch.program.display().to_string();
+    let (mut child, start, tracer) = match trace {
+        None => {
+            let child = spawn_registered(&mut command)
+                .map_err(|source| RunError::Spawn { program, source })?;
+            (child, Instant::now(), None)
+        }
+        Some(setup) => {
+            let (link, wake) = Link::new(Arc::clone(&progress))?;
+            let traced = tracer::spawn(command, program, setup, Arc::clone(&link))?;
+            (
+                traced.child,
+                traced.start,
+                Some((link, wake, traced.thread)),
+            )
+        }
     };
     let pid = child.id() as i32;
     let tracking = if cgroup.is_some() {
@@ -178,29 +219,40 @@ pub fn run(
     } else {
         Tracking::Marker
     };
+    let (link, wake, tracer_thread) = match tracer {
+        Some((link, wake, thread)) => (Some(link), Some(wake), Some(thread)),
+        None => (None, None, None),
+    };
     let tree = Tree {
         cgroup,
         marker: format!("KILLPOINT_CASE={marker}"),
         main: pid,
+        link: link.clone(),
     };
     let pidfd = pidfd_open(
         Pid::from_raw(pid).expect("a spawned child has a pid"),
         rustix::process::PidfdFlags::empty(),
     )
     .map_err(io::Error::from)?;
-    let stdout: OwnedFd = child.stdout.take().expect("piped").into();
-    let stderr: OwnedFd = child.stderr.take().expect("piped").into();
-    for fd in [&stdout, &stderr] {
-        rustix::io::ioctl_fionbio(fd, true).map_err(io::Error::from)?;
+    let mut pipes = Vec::new();
+    for fd in [
+        child.stdout.take().map(OwnedFd::from),
+        child.stderr.take().map(OwnedFd::from),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        rustix::io::ioctl_fionbio(&fd, true).map_err(io::Error::from)?;
+        pipes.push(Pipe::new(fd));
     }
 
     let mut state = State {
         start,
         pidfd,
-        pipes: [Pipe::new(stdout), Pipe::new(stderr)],
-        strikes: plan.iter().map(record).collect(),
-        next_strike: 0,
-        handlers_seen: BTreeMap::new(),
+        pipes,
+        progress,
+        link,
+        wake,
         watch: watch_handlers
             .iter()
             .copied()
@@ -213,25 +265,46 @@ pub fn run(
         tree.kill(&state.pidfd);
     }
     // Whatever happened, the main process is reaped and deregistered before we return.
-    let status = state.reap();
+    let (status, trace) = match tracer_thread {
+        None => (state.reap(), None),
+        Some(thread) => {
+            let log = thread.join().unwrap_or_default();
+            (log.main_status, Some(log))
+        }
+    };
     DIRECT_CHILDREN
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&pid);
     reap_orphans();
     let ended = result?;
-    let [out, err] = state.pipes;
+    let mut pipes = std::mem::take(&mut state.pipes).into_iter();
+    let (stdout, stderr) = (
+        pipes.next().map(Pipe::capture).unwrap_or_default(),
+        pipes.next().map(Pipe::capture).unwrap_or_default(),
+    );
+    let progress = Arc::try_unwrap(state.progress)
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_else(|shared| {
+            let p = shared.lock().unwrap_or_else(|e| e.into_inner());
+            Progress {
+                records: p.records.clone(),
+                next: p.next,
+                handlers: p.handlers.clone(),
+            }
+        });
     Ok(Run {
         status: status.unwrap_or(ExitStatus::Signal(Signal::SIGKILL)),
         exited_at: ended.exited_at,
-        strikes: state.strikes,
+        strikes: progress.records,
         tree_gone_at: ended.tree_gone_at,
         killed: ended.killed,
         leftovers: ended.leftovers,
-        stdout: out.capture(),
-        stderr: err.capture(),
+        stdout,
+        stderr,
         tracking,
-        handlers_seen: state.handlers_seen,
+        handlers_seen: progress.handlers,
+        trace,
     })
 }
 
@@ -239,11 +312,11 @@ fn record(strike: &Strike) -> StrikeRecord {
     StrikeRecord {
         signal: strike.signal,
         to: strike.to,
-        after: strike.after,
-        clock: strike.clock,
+        point: strike.point.clone(),
         clock_started_at: None,
         sent_at: None,
         caught: false,
+        hit: None,
     }
 }
 
@@ -254,13 +327,15 @@ struct Tree {
     marker: String,
     /// The main process; it leads the case's process group, so this is also its pgid.
     main: i32,
+    /// With the tracer: it knows every process of the tree, wherever it went.
+    link: Option<Arc<Link>>,
 }
 
 impl Tree {
     /// The live processes of the tree other than the main process.
     fn others(&self) -> Vec<i32> {
         let live = |s: &procfs::Stat| s.pid != self.main && s.state != 'Z' && s.state != 'X';
-        match &self.cgroup {
+        let mut found: Vec<i32> = match &self.cgroup {
             Some(cgroup) => cgroup
                 .pids()
                 .into_iter()
@@ -275,7 +350,15 @@ impl Tree {
                 })
                 .map(|s| s.pid)
                 .collect(),
+        };
+        if let Some(link) = &self.link {
+            for pid in link.tracees() {
+                if !found.contains(&pid) && procfs::stat(pid).is_some_and(|s| live(&s)) {
+                    found.push(pid);
+                }
+            }
         }
+        found
     }
 
     fn kill(&self, main: &OwnedFd) {
@@ -313,8 +396,9 @@ impl Tree {
             } else {
                 Duration::from_millis(5)
             });
-            let extra = events.as_ref().map(|f| (f.as_fd(), PollFlags::PRI));
-            if wait_io(&mut state.pipes, wait, extra)? {
+            let extras: Vec<(BorrowedFd, PollFlags)> =
+                events.iter().map(|f| (f.as_fd(), PollFlags::PRI)).collect();
+            if wait_io(&mut state.pipes, wait, &extras)? {
                 return Err(RunError::Interrupted);
             }
         }
@@ -365,19 +449,21 @@ impl Pipe {
     }
 }
 
-/// Polls the pipes (and `extra`) for up to `wait`, reading what arrives. Returns true when
-/// the harness itself was asked to stop.
+/// Polls the pipes (and `extras`) for up to `wait`, reading what arrives. Returns true
+/// when the harness itself was asked to stop.
 fn wait_io(
-    pipes: &mut [Pipe; 2],
+    pipes: &mut [Pipe],
     wait: Duration,
-    extra: Option<(BorrowedFd, PollFlags)>,
+    extras: &[(BorrowedFd, PollFlags)],
 ) -> Result<bool, RunError> {
     let mut fds = vec![PollFd::from_borrowed_fd(interrupt::fd(), PollFlags::IN)];
-    if let Some((fd, flags)) = extra {
+    for &(fd, flags) in extras {
         fds.push(PollFd::from_borrowed_fd(fd, flags));
     }
     let first_pipe = fds.len();
-    let open: Vec<usize> = (0..2).filter(|&i| pipes[i].fd.is_some()).collect();
+    let open: Vec<usize> = (0..pipes.len())
+        .filter(|&i| pipes[i].fd.is_some())
+        .collect();
     for &i in &open {
         fds.push(PollFd::new(
             pipes[i].fd.as_ref().expect("open pipe"),
@@ -409,10 +495,12 @@ fn wait_io(
 struct State {
     start: Instant,
     pidfd: OwnedFd,
-    pipes: [Pipe; 2],
-    strikes: Vec<StrikeRecord>,
-    next_strike: usize,
-    handlers_seen: BTreeMap<Signal, Duration>,
+    pipes: Vec<Pipe>,
+    progress: Arc<Mutex<Progress>>,
+    /// With the tracer: what it shares, and the pipe it wakes this thread through.
+    link: Option<Arc<Link>>,
+    wake: Option<OwnedFd>,
+    /// Signals whose handlers are still to be seen (census).
     watch: Vec<Signal>,
     /// The main process; also its process group's id.
     pid: i32,
@@ -430,10 +518,14 @@ impl State {
         self.start.elapsed()
     }
 
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// When the tree must be gone: `deadline` (else `timeout`) after the first strike that
     /// reached the target; `None` while no strike has.
     fn drain_bound(&self, limits: Limits) -> Option<Duration> {
-        let sent = self.strikes.iter().find_map(|s| s.sent_at)?;
+        let sent = self.progress().records.iter().find_map(|s| s.sent_at)?;
         Some(sent + limits.deadline.unwrap_or(limits.timeout))
     }
 
@@ -441,11 +533,20 @@ impl State {
         super::readable_now(&self.pidfd)
     }
 
+    /// Empties the tracer's wake-up pipe (its news is in `progress`).
+    fn drain_wake(&self) {
+        if let Some(wake) = &self.wake {
+            let mut buf = [0u8; 64];
+            while matches!(rustix::io::read(wake, &mut buf), Ok(n) if n > 0) {}
+        }
+    }
+
     /// Runs the case until the main process has exited and the tree is gone or killed.
     fn drive(&mut self, tree: &Tree, plan: &[Strike], limits: Limits) -> Result<Ended, RunError> {
         let mut killed = None;
         // Phase 1: the main process is alive.
         loop {
+            self.drain_wake();
             self.watch_handlers();
             self.fire_due_strikes(plan);
             let (bound, reason) = match self.drain_bound(limits) {
@@ -470,11 +571,11 @@ impl State {
             if !self.watch.is_empty() || self.waiting_for_handler(plan) {
                 fds_wait = fds_wait.min(HANDLER_POLL);
             }
-            if wait_io(
-                &mut self.pipes,
-                fds_wait,
-                Some((self.pidfd.as_fd(), PollFlags::IN)),
-            )? {
+            let mut extras = vec![(self.pidfd.as_fd(), PollFlags::IN)];
+            if let Some(wake) = &self.wake {
+                extras.push((wake.as_fd(), PollFlags::IN));
+            }
+            if wait_io(&mut self.pipes, fds_wait, &extras)? {
                 return Err(RunError::Interrupted);
             }
         }
@@ -526,7 +627,7 @@ impl State {
         }
         let until = Instant::now() + Duration::from_secs(2);
         while self.pipes.iter().any(|p| p.fd.is_some()) && Instant::now() < until {
-            if wait_io(&mut self.pipes, Duration::from_millis(50), None)? {
+            if wait_io(&mut self.pipes, Duration::from_millis(50), &[])? {
                 return Err(RunError::Interrupted);
             }
         }
@@ -538,10 +639,19 @@ impl State {
         })
     }
 
+    /// Whether the next strike is a delay waiting for a handler to appear.
     fn waiting_for_handler(&self, plan: &[Strike]) -> bool {
-        self.next_strike < plan.len()
-            && plan[self.next_strike].clock == Clock::Handler
-            && self.strikes[self.next_strike].clock_started_at.is_none()
+        let progress = self.progress();
+        let next = progress.next;
+        next < plan.len()
+            && matches!(
+                plan[next].point,
+                Point::Delay {
+                    clock: Clock::Handler(_),
+                    ..
+                }
+            )
+            && progress.records[next].clock_started_at.is_none()
     }
 
     /// Records when handlers of watched signals first appear.
@@ -553,44 +663,59 @@ impl State {
             return;
         };
         let now = self.now();
+        let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         self.watch.retain(|signal| {
             let caught = mask & (1 << (signal.number() - 1)) != 0;
             if caught {
-                self.handlers_seen.insert(*signal, now);
+                progress.handlers.entry(*signal).or_insert(now);
             }
             !caught
         });
     }
 
-    /// When the loop must look again: the next strike's due time.
+    /// When the loop must look again: the next delay strike's due time.
     fn next_wake(&self, plan: &[Strike]) -> Option<Duration> {
-        let record = self.strikes.get(self.next_strike)?;
-        let started = record.clock_started_at?;
-        Some(started + plan[self.next_strike].after)
+        let progress = self.progress();
+        let record = progress.records.get(progress.next)?;
+        let Point::Delay { after, .. } = plan[progress.next].point else {
+            return None; // the tracer fires syscall strikes
+        };
+        Some(record.clock_started_at? + after)
     }
 
     fn fire_due_strikes(&mut self, plan: &[Strike]) {
-        while self.next_strike < plan.len() {
-            let strike = &plan[self.next_strike];
-            let now = self.now();
-            let record = &mut self.strikes[self.next_strike];
-            if record.clock_started_at.is_none() {
-                match strike.clock {
-                    Clock::Spawn => record.clock_started_at = Some(Duration::ZERO),
-                    Clock::Handler if procfs::catches(self.pid, strike.signal.number()) => {
-                        record.clock_started_at = Some(now)
+        let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        while progress.next < plan.len() {
+            let index = progress.next;
+            let strike = &plan[index];
+            let Point::Delay { after, clock } = strike.point else {
+                return; // the tracer fires syscall strikes, and moves `next` on
+            };
+            let now = self.start.elapsed();
+            if progress.records[index].clock_started_at.is_none() {
+                match clock {
+                    Clock::Spawn => progress.records[index].clock_started_at = Some(Duration::ZERO),
+                    Clock::Handler(signal) => {
+                        // The tracer saw the rt_sigaction; else /proc shows the handler.
+                        let seen =
+                            progress.handlers.get(&signal).copied().or_else(|| {
+                                procfs::catches(self.pid, signal.number()).then_some(now)
+                            });
+                        match seen {
+                            Some(at) => progress.records[index].clock_started_at = Some(at),
+                            None => return,
+                        }
                     }
-                    Clock::Handler => return,
                 }
             }
-            if now < record.clock_started_at.unwrap() + strike.after {
+            if now < progress.records[index].clock_started_at.unwrap() + after {
                 return;
             }
             // A signal to a process that has already exited (a zombie) would "succeed"
             // without reaching anything: check first, and record the strike as missed.
             let alive = !super::readable_now(&self.pidfd);
             if alive {
-                record.caught = procfs::catches(self.pid, strike.signal.number());
+                progress.records[index].caught = procfs::catches(self.pid, strike.signal.number());
                 let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
                     .expect("a named signal");
                 let sent = match strike.to {
@@ -600,10 +725,13 @@ impl State {
                     }
                 };
                 if sent.is_ok() {
-                    record.sent_at = Some(self.start.elapsed());
+                    progress.records[index].sent_at = Some(self.start.elapsed());
+                    if let Some(link) = &self.link {
+                        link.struck.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
             }
-            self.next_strike += 1;
+            progress.next += 1;
         }
     }
 

@@ -14,11 +14,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use values::{
-    Arg, ArgPart, DelayRange, ExitStatus, Signal, SignalSet, WorkPath, format_duration,
-    parse_duration,
+    Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
+    format_duration, parse_duration,
 };
 
 use crate::invariants::InvariantName;
+use crate::syscalls::{ClassSet, SyscallClass, When};
 
 /// What to run, which strikes may hit it, and what must hold afterwards.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,15 +81,137 @@ pub struct StrikeSpec {
     pub to: Recipient,
 }
 
-/// Where a strike lands.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a strike lands: after a delay, or at a syscall.
+///
+/// Written as a table: `{ after = "0ms..300ms" }`, `{ after_handler = "SIGTERM" }`, or
+/// `{ syscall = "write", path = "out.json*", nth = "1..", when = "entry" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawPoint", into = "RawPoint")]
+pub enum PointSpec {
+    /// A delay, counted from spawn or from the moment a handler exists.
+    Delay {
+        /// The delay range. Default: the census run's span, so strikes land while the
+        /// target works.
+        after: Option<DelayRange>,
+        /// Count the delay from the moment the target installs its handler for this
+        /// signal, seen through `rt_sigaction` by the tracer. Without it, the delay counts
+        /// from the moment the strike's own signal has a handler (polled from
+        /// `/proc/PID/status`), or from spawn if the census saw none.
+        after_handler: Option<Signal>,
+    },
+    /// The entry or exit of the n-th matching syscall, seen by the tracer.
+    Syscall(SyscallPoint),
+}
+
+impl Default for PointSpec {
+    fn default() -> Self {
+        PointSpec::Delay {
+            after: None,
+            after_handler: None,
+        }
+    }
+}
+
+impl PointSpec {
+    /// Whether this point needs the ptrace tracer.
+    pub fn needs_tracer(&self) -> bool {
+        match self {
+            PointSpec::Delay { after_handler, .. } => after_handler.is_some(),
+            PointSpec::Syscall(_) => true,
+        }
+    }
+}
+
+/// A syscall strike point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallPoint {
+    pub syscall: SyscallClass,
+    /// Only calls naming a path that matches (sandbox-relative); `None`: every call.
+    pub path: Option<PathGlob>,
+    /// Which of the matching calls, counted from 1 over the whole process tree.
+    pub nth: Nth,
+    pub when: When,
+}
+
+/// A point as written in the file; checked into a [`PointSpec`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PointSpec {
-    /// A delay range, counted from the moment the target has a handler for the signal
-    /// (or from its start if it never installs one). Default: the census run's span, so
-    /// strikes land while the target works.
+struct RawPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<DelayRange>,
+    after: Option<DelayRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_handler: Option<Signal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    syscall: Option<SyscallClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<PathGlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nth: Option<Nth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    when: Option<When>,
+}
+
+impl TryFrom<RawPoint> for PointSpec {
+    type Error = String;
+
+    fn try_from(raw: RawPoint) -> Result<Self, String> {
+        let Some(syscall) = raw.syscall else {
+            if raw.path.is_some() || raw.nth.is_some() || raw.when.is_some() {
+                return Err(
+                    "`path`, `nth` and `when` belong to a syscall point: add e.g. `syscall = \"write\"`"
+                        .into(),
+                );
+            }
+            if let Some(signal) = raw.after_handler
+                && !signal.is_catchable()
+            {
+                return Err(format!(
+                    "{signal} cannot have a handler: `after_handler` needs a catchable signal"
+                ));
+            }
+            return Ok(PointSpec::Delay {
+                after: raw.after,
+                after_handler: raw.after_handler,
+            });
+        };
+        if raw.after.is_some() || raw.after_handler.is_some() {
+            return Err(
+                "a syscall point lands at a call, not after a delay: drop `after`/`after_handler` or `syscall`"
+                    .into(),
+            );
+        }
+        if raw.path.is_some() && !syscall.has_path() {
+            return Err(format!("`{syscall}` calls name no file: drop `path`"));
+        }
+        Ok(PointSpec::Syscall(SyscallPoint {
+            syscall,
+            path: raw.path,
+            nth: raw.nth.unwrap_or_default(),
+            when: raw.when.unwrap_or_default(),
+        }))
+    }
+}
+
+impl From<PointSpec> for RawPoint {
+    fn from(point: PointSpec) -> RawPoint {
+        match point {
+            PointSpec::Delay {
+                after,
+                after_handler,
+            } => RawPoint {
+                after,
+                after_handler,
+                ..RawPoint::default()
+            },
+            PointSpec::Syscall(p) => RawPoint {
+                syscall: Some(p.syscall),
+                path: p.path,
+                nth: Some(p.nth),
+                when: Some(p.when),
+                ..RawPoint::default()
+            },
+        }
+    }
 }
 
 /// Who receives a strike's signal.
@@ -250,6 +373,26 @@ impl Scenario {
         }
     }
 
+    /// Whether any strike point needs the ptrace tracer.
+    pub fn needs_tracer(&self) -> bool {
+        self.strikes.iter().any(|s| s.at.needs_tracer())
+    }
+
+    /// The syscall classes the strike points name (`sigaction` for `after_handler`).
+    pub fn strike_classes(&self) -> ClassSet {
+        self.strikes
+            .iter()
+            .filter_map(|s| match &s.at {
+                PointSpec::Syscall(p) => Some(p.syscall),
+                PointSpec::Delay {
+                    after_handler: Some(_),
+                    ..
+                } => Some(SyscallClass::Sigaction),
+                PointSpec::Delay { .. } => None,
+            })
+            .collect()
+    }
+
     /// Every signal the strike space may send.
     pub fn signals(&self) -> Vec<Signal> {
         let mut all: Vec<Signal> = self
@@ -324,7 +467,7 @@ signal = "SIGTERM"
         assert_eq!(s.expect.interrupted, None);
         assert!(s.expect.no_temp_leftovers && s.expect.no_leftover_processes);
         assert_eq!(s.strikes[0].to, Recipient::Process);
-        assert_eq!(s.strikes[0].at.after, None);
+        assert_eq!(s.strikes[0].at, PointSpec::default());
     }
 
     #[test]
@@ -354,10 +497,13 @@ violation = "atomic-output"
         .unwrap();
         assert_eq!(s.cases, Some(10));
         assert_eq!(s.strikes[0].signal.0, vec![Signal::SIGTERM, Signal::SIGINT]);
-        assert_eq!(
-            s.strikes[0].at.after.unwrap().end,
-            Duration::from_millis(20)
-        );
+        let PointSpec::Delay {
+            after: Some(after), ..
+        } = s.strikes[0].at
+        else {
+            panic!("a delay point: {:?}", s.strikes[0].at)
+        };
+        assert_eq!(after.end, Duration::from_millis(20));
         assert_eq!(
             s.expect.interrupted,
             Some(vec![
@@ -413,6 +559,84 @@ violation = "atomic-output"
         assert_eq!(e.line, 2);
         assert_eq!(e.key.as_deref(), Some("name"));
         assert!(e.message.contains("expected a string"), "{}", e.message);
+    }
+
+    #[test]
+    fn syscall_points_parse_with_their_defaults() {
+        let s = parse(&MINIMAL.replace(
+            "signal = \"SIGTERM\"",
+            "signal = \"SIGTERM\"\nat = { syscall = \"write\", path = \"out.json*\" }\n[[strike]]\nsignal = \"SIGINT\"\nat = { syscall = \"rename\", nth = \"last\", when = \"exit\" }\n[[strike]]\nsignal = \"SIGTERM\"\nat = { after_handler = \"SIGINT\", after = \"0ms..5ms\" }",
+        ))
+        .unwrap();
+        let PointSpec::Syscall(write) = &s.strikes[0].at else {
+            panic!("{:?}", s.strikes[0].at)
+        };
+        assert_eq!(write.syscall, SyscallClass::Write);
+        assert_eq!(write.path.as_ref().unwrap().as_str(), "out.json*");
+        assert_eq!(write.nth, Nth::default());
+        assert_eq!(write.when, When::Entry);
+        let PointSpec::Syscall(rename) = &s.strikes[1].at else {
+            panic!("{:?}", s.strikes[1].at)
+        };
+        assert_eq!(
+            (rename.nth.to_string().as_str(), rename.when),
+            ("last", When::Exit)
+        );
+        assert_eq!(
+            s.strikes[2].at,
+            PointSpec::Delay {
+                after: Some("0ms..5ms".parse().unwrap()),
+                after_handler: Some(Signal::SIGINT)
+            }
+        );
+        assert!(s.needs_tracer());
+        assert_eq!(
+            s.strike_classes().into_iter().collect::<Vec<_>>(),
+            vec![
+                SyscallClass::Write,
+                SyscallClass::Rename,
+                SyscallClass::Sigaction
+            ]
+        );
+        assert!(!parse(MINIMAL).unwrap().needs_tracer());
+    }
+
+    #[test]
+    fn inconsistent_syscall_points_are_refused_at_their_key() {
+        let with = |at: &str| {
+            parse(&MINIMAL.replace(
+                "signal = \"SIGTERM\"",
+                &format!("signal = \"SIGTERM\"\nat = {at}"),
+            ))
+            .unwrap_err()
+        };
+        let e = with("{ syscall = \"wrtie\" }");
+        assert_eq!(e.key.as_deref(), Some("strike[0].at.syscall"));
+        assert!(
+            e.message.contains("unknown variant `wrtie`"),
+            "{}",
+            e.message
+        );
+        let e = with("{ path = \"out.json\" }");
+        assert_eq!(e.key.as_deref(), Some("strike[0].at"));
+        assert!(
+            e.message.contains("belong to a syscall point"),
+            "{}",
+            e.message
+        );
+        let e = with("{ syscall = \"fork\", path = \"x\" }");
+        assert!(
+            e.message.contains("`fork` calls name no file"),
+            "{}",
+            e.message
+        );
+        let e = with("{ syscall = \"write\", after = \"1ms\" }");
+        assert!(e.message.contains("not after a delay"), "{}", e.message);
+        let e = with("{ syscall = \"write\", nth = 0 }");
+        assert_eq!(e.key.as_deref(), Some("strike[0].at.nth"));
+        assert!(e.message.contains("from 1"), "{}", e.message);
+        let e = with("{ after_handler = \"SIGKILL\" }");
+        assert!(e.message.contains("cannot have a handler"), "{}", e.message);
     }
 
     #[test]

@@ -357,6 +357,209 @@ impl<'de> Deserialize<'de> for WorkPath {
 }
 
 // ---------------------------------------------------------------------------------------
+// Syscall strike points: path globs and call ordinals.
+
+/// A glob over the paths a syscall names (`out.json*`, `*.tmp`, `logs/**`), matched against
+/// sandbox-relative paths (absolute ones outside it). `*` does not cross `/`, and a
+/// leading `.` is an ordinary character: `*.tmp` matches `.out.json.tmp`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PathGlob(glob::Pattern);
+
+impl PathGlob {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.0.matches_with(
+            path,
+            glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: true,
+                require_literal_leading_dot: false,
+            },
+        )
+    }
+}
+
+impl FromStr for PathGlob {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim_start_matches("./").trim_start_matches("{work}/");
+        if text.is_empty() {
+            return Err("the path glob is empty: e.g. `out.json*`".into());
+        }
+        glob::Pattern::new(text)
+            .map(PathGlob)
+            .map_err(|e| format!("`{text}` is not a valid glob: {e}"))
+    }
+}
+
+impl fmt::Display for PathGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for PathGlob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PathGlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| de::Error::custom("expected a path glob, e.g. \"out.json*\""))?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// Which matching calls a syscall strike may land on, counted from 1 over the whole
+/// process tree: `3`, `"2..5"` (2 to 4), `"2..=5"`, `"1.."` (any), `"last"`. Open ends
+/// and `last` are resolved against the census.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Nth {
+    pub start: NthBound,
+    /// Inclusive; `None`: up to the census's last call.
+    pub end: Option<NthBound>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NthBound {
+    At(u64),
+    Last,
+}
+
+impl NthBound {
+    fn resolve(self, count: u64) -> u64 {
+        match self {
+            NthBound::At(n) => n,
+            NthBound::Last => count,
+        }
+    }
+}
+
+impl Default for Nth {
+    fn default() -> Self {
+        Nth {
+            start: NthBound::At(1),
+            end: None,
+        }
+    }
+}
+
+impl Nth {
+    /// The inclusive range of call numbers, given how many matching calls the census saw;
+    /// `None` when it holds none of them.
+    pub fn resolve(&self, count: u64) -> Option<(u64, u64)> {
+        let start = self.start.resolve(count).max(1);
+        let end = self.end.map_or(count, |e| e.resolve(count)).min(count);
+        (start <= end).then_some((start, end))
+    }
+}
+
+impl FromStr for Nth {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bound = |part: &str| -> Result<NthBound, String> {
+            match part.trim() {
+                "last" => Ok(NthBound::Last),
+                n => match n.parse::<u64>() {
+                    Ok(0) => Err("calls are counted from 1".to_string()),
+                    Ok(n) => Ok(NthBound::At(n)),
+                    Err(_) => Err(format!(
+                        "`{text}` is not a call number or range: use e.g. 3, \"2..5\", \"2..=5\", \"1..\" or \"last\""
+                    )),
+                },
+            }
+        };
+        let nth = match text.split_once("..") {
+            None => {
+                let at = bound(text)?;
+                Nth {
+                    start: at,
+                    end: Some(at),
+                }
+            }
+            Some((a, b)) => {
+                let start = if a.trim().is_empty() {
+                    NthBound::At(1)
+                } else {
+                    bound(a)?
+                };
+                let end = if let Some(b) = b.strip_prefix('=') {
+                    Some(bound(b)?)
+                } else if b.trim().is_empty() {
+                    None
+                } else {
+                    match bound(b)? {
+                        NthBound::At(1) => return Err(format!("`{text}` is empty")),
+                        NthBound::At(n) => Some(NthBound::At(n - 1)),
+                        NthBound::Last => {
+                            return Err(format!(
+                                "`{text}`: write \"..=last\" or \"..\" to include the last call"
+                            ));
+                        }
+                    }
+                };
+                Nth { start, end }
+            }
+        };
+        if let (NthBound::At(a), Some(NthBound::At(b))) = (nth.start, nth.end)
+            && a > b
+        {
+            return Err(format!("the range `{text}` ends before it starts"));
+        }
+        Ok(nth)
+    }
+}
+
+impl fmt::Display for Nth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bound = |b: NthBound| match b {
+            NthBound::At(n) => n.to_string(),
+            NthBound::Last => "last".to_string(),
+        };
+        match self.end {
+            Some(end) if end == self.start => f.write_str(&bound(end)),
+            Some(end) => write!(f, "{}..={}", bound(self.start), bound(end)),
+            None => write!(f, "{}..", bound(self.start)),
+        }
+    }
+}
+
+impl Serialize for Nth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Nth;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a call number or a range, e.g. 3, \"2..5\", \"1..\" or \"last\"")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Nth, E> {
+                n.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Nth, E> {
+                n.to_string().parse().map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Nth, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Command arguments with placeholders.
 
 /// A piece of a command argument.
@@ -520,5 +723,58 @@ mod tests {
                 .contains("unknown placeholder")
         );
         assert!("{work".parse::<Arg>().unwrap_err().contains("never closes"));
+    }
+
+    #[test]
+    fn nth_ranges_resolve_against_the_census_count() {
+        let nth = |t: &str| t.parse::<Nth>().unwrap();
+        assert_eq!(nth("3").resolve(10), Some((3, 3)));
+        assert_eq!(nth("3").resolve(2), None, "the census saw only 2");
+        assert_eq!(
+            nth("2..5").resolve(10),
+            Some((2, 4)),
+            "`..` excludes its end"
+        );
+        assert_eq!(nth("2..=5").resolve(10), Some((2, 5)));
+        assert_eq!(nth("2..=5").resolve(3), Some((2, 3)));
+        assert_eq!(nth("1..").resolve(7), Some((1, 7)));
+        assert_eq!(nth("..=3").resolve(7), Some((1, 3)));
+        assert_eq!(nth("last").resolve(1024), Some((1024, 1024)));
+        assert_eq!(nth("2..=last").resolve(5), Some((2, 5)));
+        assert_eq!(Nth::default().resolve(0), None);
+        assert_eq!(nth("2..=5").to_string(), "2..=5");
+        assert_eq!(nth("2..5").to_string(), "2..=4");
+        assert_eq!(nth("last").to_string(), "last");
+        assert!("0".parse::<Nth>().unwrap_err().contains("from 1"));
+        assert!("5..2".parse::<Nth>().unwrap_err().contains("ends before"));
+        assert!("1..1".parse::<Nth>().unwrap_err().contains("empty"));
+        assert!(
+            "x".parse::<Nth>()
+                .unwrap_err()
+                .contains("not a call number")
+        );
+    }
+
+    #[test]
+    fn path_globs_match_relative_paths() {
+        let glob = |t: &str| t.parse::<PathGlob>().unwrap();
+        assert!(glob("out.json*").matches("out.json"));
+        assert!(glob("out.json*").matches("out.json.tmp"));
+        assert!(!glob("out.json*").matches(".out.json.tmp"));
+        assert!(
+            glob("*.tmp*").matches(".out.json.tmp-12"),
+            "a leading dot is ordinary"
+        );
+        assert!(
+            !glob("*.json").matches("sub/out.json"),
+            "`*` stays in one directory"
+        );
+        assert!(glob("**/*.json").matches("sub/out.json"));
+        assert!(glob("{work}/out.json").matches("out.json"));
+        assert!(
+            "[".parse::<PathGlob>()
+                .unwrap_err()
+                .contains("not a valid glob")
+        );
     }
 }
