@@ -15,6 +15,7 @@ pub mod report;
 pub mod scenario;
 pub mod syscalls;
 pub mod targets;
+pub mod trace;
 
 pub use campaign::{Campaign, CampaignOptions, ScenarioReport};
 pub use census::Census;

@@ -52,6 +52,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a command once under the tracer and show its syscalls per class and path, its
+    /// processes and the handlers it installs: where a scenario can strike.
+    #[command(trailing_var_arg = true)]
+    Trace {
+        /// Also show calls that name only paths outside the working directory.
+        #[arg(long)]
+        all: bool,
+        /// Also print every traced event in order.
+        #[arg(long)]
+        events: bool,
+        /// Kill the command if it runs longer than this.
+        #[arg(long, default_value = "60s", value_parser = killpoint::scenario::parse_duration)]
+        timeout: std::time::Duration,
+        /// Also write the trace as JSON to this path (atomically).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +85,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files } => check(&files),
+        Command::Trace {
+            all,
+            events,
+            timeout,
+            json,
+            command,
+        } => trace(&command, all, events, timeout, json),
         Command::Run {
             files,
             cases,
@@ -94,6 +121,58 @@ fn check(files: &[PathBuf]) -> ExitCode {
         }
     }
     ExitCode::from(if ok { 0 } else { 2 })
+}
+
+fn trace(
+    command: &[std::ffi::OsString],
+    all: bool,
+    events: bool,
+    timeout: std::time::Duration,
+    json: Option<PathBuf>,
+) -> ExitCode {
+    if let Err(e) = interrupt::install() {
+        eprintln!("error: cannot install the interrupt handler: {e}");
+        return ExitCode::from(2);
+    }
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read the working directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match killpoint::trace::trace(command, cwd, timeout) {
+        Ok(r) => r,
+        Err(killpoint::os::run::RunError::Interrupted) => {
+            eprintln!("killpoint trace: interrupted");
+            return ExitCode::from(130);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!();
+    if events {
+        for event in &report.events {
+            println!("{event}");
+        }
+        if report.events_dropped > 0 {
+            println!("… {} more events not kept", report.events_dropped);
+        }
+        println!();
+    }
+    print!("{}", killpoint::trace::table(&report, all));
+    if let Some(path) = json
+        && let Err(e) = report::write_json(&report, &path)
+    {
+        eprintln!(
+            "error: cannot write the JSON trace to {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
 }
 
 fn default_files() -> Result<Vec<PathBuf>, String> {

@@ -53,7 +53,7 @@ impl CampaignReport {
 }
 
 /// Writes the JSON report atomically: a reader sees the old file or the whole new one.
-pub fn write_json(report: &CampaignReport, path: &Path) -> io::Result<()> {
+pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

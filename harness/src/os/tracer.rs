@@ -887,14 +887,13 @@ impl Tracer {
     fn fd_path(&self, tid: i32, fd: i32) -> String {
         match std::fs::read_link(format!("/proc/{tid}/fd/{fd}")) {
             Ok(target) if target.is_absolute() => self.show(&target),
-            Ok(target) => {
-                let special = target.to_string_lossy().into_owned();
-                match fd {
-                    1 => format!("<stdout {special}>"),
-                    2 => format!("<stderr {special}>"),
-                    _ => special,
-                }
-            }
+            // Not a file: a pipe, socket, … Standard streams get their names, which stay
+            // the same from run to run where a pipe's inode number does not.
+            Ok(target) => match fd {
+                1 => "<stdout>".into(),
+                2 => "<stderr>".into(),
+                _ => target.to_string_lossy().into_owned(),
+            },
             Err(_) => format!("<fd {fd}>"),
         }
     }

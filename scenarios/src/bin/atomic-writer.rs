@@ -10,8 +10,11 @@
 //!   leaves a truncated document.
 //! - `exit0`: cancels correctly but exits 0, so a cancelled run looks like success.
 //!
+//! `--no-handlers` leaves SIGTERM and SIGINT at their default action (the process dies
+//! where the signal finds it), as a program that never thought about signals would.
+//!
 //! Usage: atomic-writer --output PATH [--size BYTES] [--chunk BYTES] [--pace DURATION]
-//!        [--bug inplace|exit0]
+//!        [--bug inplace|exit0] [--no-handlers]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -42,8 +45,11 @@ struct Options {
 fn main() -> ExitCode {
     // Handlers first: they only set a flag that the write loop checks between chunks.
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).expect("install a signal handler");
+    if !std::env::args().any(|a| a == "--no-handlers") {
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(signal, Arc::clone(&stop))
+                .expect("install a signal handler");
+        }
     }
     let options = match parse_args() {
         Ok(o) => o,
@@ -203,6 +209,7 @@ fn parse_args() -> Result<Options, String> {
             "--size" => options.size = parse_bytes(&value()?)?,
             "--chunk" => options.chunk = parse_bytes(&value()?)?.max(1),
             "--pace" => options.pace = parse_pace(&value()?)?,
+            "--no-handlers" => {} // seen before parsing: handlers come first
             "--bug" => {
                 options.bug = match value()?.as_str() {
                     "inplace" => Bug::InPlace,
