@@ -59,6 +59,10 @@ pub struct ScenarioReport {
     pub cases_run: u64,
     pub cases_planned: u64,
     pub failure: Option<Failure>,
+    /// With `--case`: that case, judged, whatever its verdict (a reproduction shows it all;
+    /// a failing one is also `failure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case: Option<Failure>,
 }
 
 /// The verdict on a whole scenario.
@@ -88,8 +92,8 @@ impl ScenarioResult {
     }
 }
 
-/// The reported case of a scenario: the first that violated an invariant.
-#[derive(Debug, Serialize)]
+/// A reported case: the first that violated an invariant, or the one `--case` reran.
+#[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub case_index: u64,
     pub case_seed: u64,
@@ -153,6 +157,7 @@ impl Campaign {
             cases_run: 0,
             cases_planned: planned,
             failure: None,
+            case: None,
         };
         let error = |message: String| ScenarioResult::Error { message };
         run::become_subreaper();
@@ -212,8 +217,11 @@ impl Campaign {
                         let plan = plan::generate(&strategy, seed);
                         match run_case(scenario, &binaries, &census, index, seed, plan) {
                             Ok(result) => {
-                                if result.verdicts.iter().any(|(_, v)| v.is_violated()) {
+                                let violated = result.verdicts.iter().any(|(_, v)| v.is_violated());
+                                if violated {
                                     first_failed.fetch_min(index, Ordering::SeqCst);
+                                }
+                                if violated || self.options.case.is_some() {
                                     results.lock().unwrap().push(result);
                                 }
                             }
@@ -249,6 +257,20 @@ impl Campaign {
         }
         let mut results = results.into_inner().unwrap();
         results.sort_by_key(|r| r.index);
+        if self.options.case.is_some()
+            && let Some(rerun) = results.first()
+            && !rerun.verdicts.iter().any(|(_, v)| v.is_violated())
+        {
+            let rerun = results.remove(0);
+            report.case = Some(Failure {
+                case_index: rerun.index,
+                case_seed: rerun.seed,
+                violations: rerun.violations(),
+                plan: rerun.plan,
+                outcome: rerun.outcome,
+                sandbox: None,
+            });
+        }
         let Some(failed) = results.into_iter().next() else {
             report.result = if scenario.expect.violation.is_empty() {
                 ScenarioResult::Passed
@@ -277,6 +299,9 @@ impl Campaign {
             outcome: failed.outcome,
             sandbox,
         });
+        if self.options.case.is_some() {
+            report.case = report.failure.clone();
+        }
         report
     }
 }

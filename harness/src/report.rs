@@ -120,6 +120,15 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
                 "  PASSED: {cases}, every invariant held ({})",
                 checked.join(", ")
             );
+            if let Some(case) = &report.case {
+                let _ = writeln!(out, "    plan: {}", case.plan);
+                if let Some(census) = &report.census {
+                    for line in strike_story(&case.outcome, census) {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                }
+                let _ = writeln!(out, "    {}", outcome_line(&case.outcome));
+            }
         }
         ScenarioResult::Missed => {
             let expected: Vec<&str> = report.expected.iter().map(|n| n.as_str()).collect();

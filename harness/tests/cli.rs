@@ -4,81 +4,11 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// `killpoint ARGS…` run from the workspace root, with its own temp directory.
-fn killpoint(args: &[&str], tmp: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_killpoint"));
-    command
-        .args(args)
-        .current_dir(root())
-        .env("TMPDIR", tmp)
-        .env_remove("KILLPOINT_SEED")
-        .env_remove("KILLPOINT_CASES");
-    command
-}
-
-struct Ran {
-    /// The campaign's temp dir: kept sandboxes live here until the test ends.
-    _tmp: tempfile::TempDir,
-    code: i32,
-    stdout: String,
-    stderr: String,
-    json: Value,
-}
-
-/// Runs a campaign with a JSON report and returns both.
-fn campaign(args: &[&str]) -> Ran {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("report.json");
-    let mut all: Vec<&str> = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = killpoint(&all, tmp.path()).output().unwrap();
-    let json: Value =
-        serde_json::from_slice(&fs::read(&json).unwrap_or_default()).unwrap_or(Value::Null);
-    let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    // Nothing may be left in the temp dir but the report and the sandbox of a reported
-    // unexpected violation.
-    let mut allowed = vec![tmp.path().join("report.json")];
-    for scenario in json["scenarios"].as_array().into_iter().flatten() {
-        if let Some(kept) = scenario["failure"]["sandbox"].as_str() {
-            allowed.push(PathBuf::from(kept));
-        }
-    }
-    let mut left: Vec<PathBuf> = fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    left.sort();
-    allowed.sort();
-    assert_eq!(
-        left, allowed,
-        "the campaign left files in its temp dir\n{stdout}"
-    );
-    Ran {
-        _tmp: tmp,
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        json,
-    }
-}
+mod common;
+use common::{campaign, killpoint, root, scenario_dir};
 
 #[test]
 fn correct_atomic_writer_holds_for_64_cases() {
@@ -169,11 +99,7 @@ fn exit0_bug_is_caught_as_an_exit_code_violation() {
 
 #[test]
 fn a_planted_bug_run_as_a_correct_scenario_fails_with_exit_1() {
-    // Beside the scenarios crate, so that `{bin:atomic-writer}` resolves as it does there.
-    let tmp = tempfile::Builder::new()
-        .prefix(".test-")
-        .tempdir_in(root().join("scenarios"))
-        .unwrap();
+    let tmp = scenario_dir();
     let text = fs::read_to_string(root().join("scenarios/atomic-writer-inplace.toml")).unwrap();
     let file = tmp.path().join("no-expectation.toml");
     fs::write(&file, text.replace("violation = \"atomic-output\"\n", "")).unwrap();

@@ -13,12 +13,13 @@ pub fn check(ctx: &Context) -> Verdict {
         .filter_map(describe_partial)
         .collect();
 
-    // After SIGKILL, or when the harness had to kill the tree, nobody could clean up:
-    // temp files are expected then. After a graceful stop or a clean run they are not.
+    // After SIGKILL, a signal the target had no handler for (its default action killed
+    // it where it stood), or when the harness had to kill the tree, nobody could clean
+    // up: temp files are expected then. After a graceful stop or a clean run they are not.
     let graceful = outcome.killed.is_none()
         && outcome
             .first_delivered()
-            .is_none_or(|s| s.signal.is_catchable());
+            .is_none_or(|s| s.signal.is_catchable() && s.caught);
     if ctx.expect.no_temp_leftovers && graceful && !outcome.stray_files.is_empty() {
         let after = match outcome.first_delivered() {
             Some(strike) => format!("after {}", strike.signal),
@@ -182,6 +183,16 @@ mod tests {
     fn a_temp_file_left_after_sigkill_is_expected() {
         let mut o = with_after(None, None);
         o.strikes = vec![struck(Signal::SIGKILL, at_ms(20))];
+        o.stray_files = vec![".out.json.tmp-77".into()];
+        assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
+    fn a_temp_file_left_by_a_signal_without_a_handler_is_expected() {
+        let mut o = with_after(None, None);
+        let mut strike = struck(Signal::SIGTERM, at_ms(20));
+        strike.caught = false;
+        o.strikes = vec![strike];
         o.stray_files = vec![".out.json.tmp-77".into()];
         assert_eq!(judge(&o), Verdict::Held);
     }

@@ -1,0 +1,89 @@
+//! Helpers shared by the end-to-end tests: running `killpoint` as a user would.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `killpoint ARGS…` run from the workspace root, with its own temp directory.
+pub fn killpoint(args: &[&str], tmp: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_killpoint"));
+    command
+        .args(args)
+        .current_dir(root())
+        .env("TMPDIR", tmp)
+        .env_remove("KILLPOINT_SEED")
+        .env_remove("KILLPOINT_CASES");
+    command
+}
+
+pub struct Ran {
+    /// The campaign's temp dir: kept sandboxes live here until the test ends.
+    pub _tmp: tempfile::TempDir,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub json: Value,
+}
+
+/// Runs a campaign with a JSON report and returns both.
+pub fn campaign(args: &[&str]) -> Ran {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("report.json");
+    let mut all: Vec<&str> = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = killpoint(&all, tmp.path()).output().unwrap();
+    let json: Value =
+        serde_json::from_slice(&fs::read(&json).unwrap_or_default()).unwrap_or(Value::Null);
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    // Nothing may be left in the temp dir but the report and the sandbox of a reported
+    // unexpected violation.
+    let mut allowed = vec![tmp.path().join("report.json")];
+    for scenario in json["scenarios"].as_array().into_iter().flatten() {
+        if let Some(kept) = scenario["failure"]["sandbox"].as_str() {
+            allowed.push(PathBuf::from(kept));
+        }
+    }
+    let mut left: Vec<PathBuf> = fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    left.sort();
+    allowed.sort();
+    assert_eq!(
+        left, allowed,
+        "the campaign left files in its temp dir\n{stdout}"
+    );
+    Ran {
+        _tmp: tmp,
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        json,
+    }
+}
+
+/// A temp directory beside the scenarios crate, so that `{bin:NAME}` in a scenario file
+/// written there resolves as it does for the bundled ones.
+pub fn scenario_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(".test-")
+        .tempdir_in(root().join("scenarios"))
+        .unwrap()
+}

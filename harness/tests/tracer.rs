@@ -1,0 +1,380 @@
+//! End-to-end tests of syscall strikes: real targets under the ptrace + seccomp tracer,
+//! struck at the entry or exit of a chosen call, in the right thread and process.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+mod common;
+use common::{Ran, campaign, killpoint, scenario_dir};
+
+const CHUNK: u64 = 65536;
+
+/// Writes a scenario file beside the scenarios crate and reruns its case 1, whose report
+/// then carries the whole outcome.
+fn strike(dir: &Path, name: &str, text: &str) -> Ran {
+    let file = dir.join(format!("{name}.toml"));
+    fs::write(&file, format!("name = \"{name}\"\n{text}")).unwrap();
+    campaign(&[file.to_str().unwrap(), "--case", "1"])
+}
+
+fn case(ran: &Ran) -> &Value {
+    let case = &ran.json["scenarios"][0]["case"];
+    assert!(
+        case.is_object(),
+        "no case in the report\n{}{}",
+        ran.stdout,
+        ran.stderr
+    );
+    case
+}
+
+/// The in-place writer (truncate, then 16 writes of 64 KiB), struck at one write.
+fn inplace(handlers: bool, signal: &str, nth: u64, when: &str, interrupted: &str) -> String {
+    format!(
+        r#"command = ["{{bin:atomic-writer}}", "--output", "{{work}}/out.json", "--size", "1MiB", "--bug", "inplace"{}]
+[setup]
+"out.json" = "prior\n"
+[[strike]]
+signal = "{signal}"
+at = {{ syscall = "write", path = "out.json", nth = {nth}, when = "{when}" }}
+[expect]
+interrupted = [{interrupted}]
+outputs = ["out.json"]
+violation = "atomic-output"
+"#,
+        if handlers { "" } else { r#", "--no-handlers""# }
+    )
+}
+
+#[test]
+fn an_entry_strike_lands_before_the_write_and_an_exit_strike_after_it() {
+    let dir = scenario_dir();
+    // (handlers, signal, when, the status, how many chunks of write #k are in the file)
+    let cases: [(bool, &str, &str, Value, u64); 4] = [
+        // Default action: the process dies before write #k runs.
+        (false, "SIGTERM", "entry", "SIGTERM".into(), 1),
+        (true, "SIGKILL", "entry", "SIGKILL".into(), 1),
+        // Dies just after write #k returned.
+        (false, "SIGTERM", "exit", "SIGTERM".into(), 0),
+        // A flag-setting handler runs, then write #k runs (as with a real signal arriving
+        // a moment before it), and the loop stops at its next check: exit 14.
+        (true, "SIGTERM", "entry", 14.into(), 0),
+    ];
+    for (handlers, signal, when, status, missing) in cases {
+        for k in [1, 3, 16] {
+            let label = format!("{signal} at the {when} of write #{k}, handlers: {handlers}");
+            let ran = strike(
+                dir.path(),
+                "inplace-write",
+                &inplace(handlers, signal, k, when, "14, \"SIGTERM\""),
+            );
+            let outcome = &case(&ran)["outcome"];
+            // After the handler, write #16 was the last: the loop had nothing left to
+            // skip and the writer finished.
+            let status = if k - missing == 16 && status == 14 {
+                Value::from(0)
+            } else {
+                status.clone()
+            };
+            assert_eq!(outcome["status"], status, "{label}");
+            let after = &outcome["outputs"][0]["after"];
+            if k - missing == 16 {
+                // Struck after the last write: the file is complete, no bug to see.
+                assert_eq!(after["state"], "golden", "{label}: {after}");
+                assert_eq!(ran.json["scenarios"][0]["result"]["result"], "missed");
+            } else {
+                assert_eq!(ran.code, 0, "{label}\n{}{}", ran.stdout, ran.stderr);
+                assert_eq!(
+                    ran.json["scenarios"][0]["result"]["result"], "caught-as-expected",
+                    "{label}"
+                );
+                assert_eq!(after["state"], "other", "{label}: {after}");
+                assert_eq!(after["size"], (k - missing) * CHUNK, "{label}: {after}");
+            }
+            let hit = &outcome["strikes"][0]["hit"]["what"];
+            assert_eq!(hit["name"], "write", "{label}");
+            assert_eq!(hit["paths"][0], "out.json", "{label}");
+            assert_eq!(
+                hit["detail"],
+                format!("65536 bytes at offset {}", (k - 1) * CHUNK),
+                "{label}"
+            );
+            let returned = if when == "exit" {
+                Value::from(CHUNK)
+            } else {
+                Value::Null
+            };
+            assert_eq!(hit["result"], returned, "{label}");
+        }
+    }
+}
+
+#[test]
+fn an_exit_strike_at_the_rename_of_the_correct_writer_leaves_the_output_complete() {
+    let dir = scenario_dir();
+    let writer = |when: &str, handlers: &str| {
+        format!(
+            r#"command = ["{{bin:atomic-writer}}", "--output", "{{work}}/out.json", "--size", "1MiB"{handlers}]
+[setup]
+"out.json" = "prior\n"
+[[strike]]
+signal = "SIGTERM"
+at = {{ syscall = "rename", when = "{when}" }}
+[expect]
+interrupted = [14, "SIGTERM"]
+outputs = ["out.json"]
+"#
+        )
+    };
+    let ran = strike(dir.path(), "rename-exit", &writer("exit", ""));
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["outputs"][0]["after"]["state"], "golden");
+    let hit = &outcome["strikes"][0]["hit"]["what"];
+    assert_eq!(hit["name"], "rename");
+    assert_eq!(hit["paths"][1], "out.json");
+    assert!(
+        hit["paths"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(".out.json.tmp-"),
+        "{hit}"
+    );
+    assert_eq!(hit["result"], 0);
+    // At the entry, with no handler, the rename never happens: the prior content stays.
+    let ran = strike(
+        dir.path(),
+        "rename-entry",
+        &writer("entry", r#", "--no-handlers""#),
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], "SIGTERM");
+    assert_eq!(outcome["outputs"][0]["after"]["state"], "prior");
+    assert!(
+        ran.stdout
+            .contains("struck: SIGTERM at the entry of rename #1 to .out.json.tmp-"),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn a_strike_reaches_the_thread_that_made_the_call() {
+    let dir = scenario_dir();
+    for (file, thread) in [("b.out", "writer-b"), ("a.out", "writer-a")] {
+        let ran = strike(
+            dir.path(),
+            "threads",
+            &format!(
+                r#"command = ["{{bin:threads-writer}}", "--dir", "{{work}}", "--chunks", "16"]
+[[strike]]
+signal = "SIGTERM"
+at = {{ syscall = "write", path = "{file}", nth = 3 }}
+[expect]
+interrupted = [14]
+"#
+            ),
+        );
+        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+        let outcome = &case(&ran)["outcome"];
+        assert_eq!(outcome["status"], 14);
+        let stdout = outcome["stdout"]["text"].as_str().unwrap();
+        assert!(
+            stdout.contains(&format!("signal handled on {thread}\n")),
+            "{stdout}"
+        );
+        let tid: i64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{thread} tid ")))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let hit = &outcome["strikes"][0]["hit"];
+        assert_eq!(hit["tid"], tid, "{hit}");
+        assert_ne!(hit["pid"], tid, "a thread, not the main thread");
+        assert_eq!(hit["what"]["paths"][0], file);
+    }
+}
+
+#[test]
+fn a_strike_reaches_the_child_process_that_made_the_call() {
+    let dir = scenario_dir();
+    let ran = strike(
+        dir.path(),
+        "fork",
+        r#"command = ["{bin:fork-writer}", "--dir", "{work}", "--children", "2", "--chunks", "8"]
+[[strike]]
+signal = "SIGTERM"
+at = { syscall = "write", path = "child-1.out", nth = 2 }
+[expect]
+interrupted = [3]
+"#,
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], 3, "one child was cancelled");
+    let stdout = outcome["stdout"]["text"].as_str().unwrap();
+    let child_pid = |i: usize, status: &str| -> i64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("child {i} (pid ")))
+            .unwrap_or_else(|| panic!("child {i} in {stdout}"));
+        assert!(line.ends_with(&format!("): {status}")), "{line}");
+        line[format!("child {i} (pid ").len()..line.find(')').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    child_pid(0, "exit 0");
+    let struck = child_pid(1, "exit 14");
+    let hit = &outcome["strikes"][0]["hit"];
+    assert_eq!(hit["pid"], struck, "{hit}");
+    assert_eq!(hit["tid"], struck);
+    let main = outcome["trace"][0]["pid"].as_i64().unwrap();
+    assert_ne!(main, struck, "the parent was not struck");
+}
+
+#[test]
+fn the_same_seed_strikes_the_same_call_on_every_rerun() {
+    let dir = scenario_dir();
+    let file = dir.path().join("rerun.toml");
+    fs::write(
+        &file,
+        format!(
+            "name = \"rerun\"\n{}",
+            inplace(false, "SIGTERM", 1, "entry", "\"SIGTERM\"")
+                .replace("nth = 1", "nth = \"1..\"")
+        ),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let ran = campaign(&[file.to_str().unwrap(), "--case", "424242"]);
+        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+        let outcome = &case(&ran)["outcome"];
+        let strike = &outcome["strikes"][0];
+        seen.push((
+            strike["point"]["nth"].clone(),
+            strike["hit"]["seq"].clone(),
+            strike["hit"]["what"]["detail"].clone(),
+            outcome["status"].clone(),
+            outcome["outputs"][0]["after"]["size"].clone(),
+            outcome["outputs"][0]["after"]["sha256"].clone(),
+        ));
+    }
+    assert!(seen.iter().all(|s| *s == seen[0]), "{seen:#?}");
+    let nth = seen[0].0.as_u64().unwrap();
+    assert!((1..=16).contains(&nth));
+    assert_eq!(seen[0].4, (nth - 1) * CHUNK);
+}
+
+#[test]
+fn trace_shows_the_writes_fsyncs_and_renames_of_a_python_program() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("trace.json");
+    let code = "import os\n\
+                with open('out.json.tmp', 'w') as f:\n\
+                \x20   for i in range(5):\n\
+                \x20       f.write('x' * 70000)\n\
+                \x20       f.flush()\n\
+                \x20   os.fsync(f.fileno())\n\
+                os.rename('out.json.tmp', 'out.json')\n";
+    let out = killpoint(
+        &[
+            "trace",
+            "--json",
+            json.to_str().unwrap(),
+            "--",
+            "python3",
+            "-c",
+            code,
+        ],
+        tmp.path(),
+    )
+    .current_dir(tmp.path())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for row in [
+        vec!["write", "5", "out.json.tmp"],
+        vec!["fsync", "1", "out.json.tmp"],
+        vec!["rename", "1", "out.json.tmp", "→", "out.json"],
+    ] {
+        assert!(rows.contains(&row), "no row {row:?} in\n{stdout}");
+    }
+    assert!(stdout.contains("→ exit 0 in"), "{stdout}");
+    assert!(
+        stdout.contains(
+            r#"at = { syscall = "rename", path = "out.json", nth = "1", when = "entry" }"#
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::metadata(tmp.path().join("out.json")).unwrap().len(),
+        350_000
+    );
+    let report: Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
+    let writes = report["syscalls"]["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "write" && c["paths"][0] == "out.json.tmp")
+        .unwrap();
+    assert_eq!(writes["count"], 5);
+}
+
+#[test]
+fn under_another_tracer_syscall_strikes_fail_with_exit_2_and_delay_strikes_still_work() {
+    let dir = scenario_dir();
+    let syscall = dir.path().join("syscall.toml");
+    fs::write(
+        &syscall,
+        format!(
+            "name = \"syscall\"\n{}",
+            inplace(true, "SIGTERM", 2, "entry", "14")
+        ),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let me = env!("CARGO_BIN_EXE_killpoint");
+    // `killpoint trace` traces killpoint itself, so its targets already have a tracer.
+    let under_tracer = |args: &[&str]| {
+        let mut all = vec!["trace", "--", me, "run"];
+        all.extend_from_slice(args);
+        let out = killpoint(&all, tmp.path()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = under_tracer(&[syscall.to_str().unwrap(), "--cases", "2"]);
+    assert_eq!(code, Some(0), "the trace itself ran\n{stdout}{stderr}");
+    assert!(
+        stdout.contains("→ exit 2 in"),
+        "the inner run exits 2\n{stdout}"
+    );
+    assert!(
+        stdout.contains("ERROR: cannot trace `")
+            && stdout
+                .contains("ptrace(PTRACE_TRACEME) failed: Operation not permitted (os error 1)")
+            && stdout.contains("killpoint is itself being traced by pid "),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = under_tracer(&["scenarios/atomic-writer.toml", "--cases", "4"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("PASSED: 4 of 4 cases"), "{stdout}");
+    assert!(stdout.contains("→ exit 0 in"), "{stdout}");
+}
