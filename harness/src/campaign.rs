@@ -363,7 +363,7 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
 
 /// What the tracer must do for a case of this scenario under `plan`: trap the plan's
 /// syscall classes and the context classes, and fire the syscall strikes.
-fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> Option<TraceSetup> {
+pub fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> Option<TraceSetup> {
     if !scenario.needs_tracer() {
         return None;
     }
