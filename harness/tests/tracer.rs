@@ -200,6 +200,36 @@ interrupted = [14]
 }
 
 #[test]
+fn an_exit_strike_at_a_clone_fires_after_the_new_thread_is_reported() {
+    // The clone's exit stop comes after the tracer has seen the new thread: the strike
+    // must still land there, in the thread that called clone (main).
+    let dir = scenario_dir();
+    let ran = strike(
+        dir.path(),
+        "clone-exit",
+        r#"command = ["{bin:threads-writer}", "--dir", "{work}", "--chunks", "16"]
+[[strike]]
+signal = "SIGTERM"
+at = { syscall = "fork", nth = 1, when = "exit" }
+[expect]
+interrupted = [14]
+"#,
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], 14, "{outcome}");
+    let hit = &outcome["strikes"][0]["hit"];
+    assert_eq!(hit["pid"], hit["tid"], "main made the call: {hit}");
+    assert_eq!(hit["what"]["detail"], "thread");
+    assert!(
+        hit["what"]["result"].as_i64().unwrap() > 0,
+        "the new thread's id: {hit}"
+    );
+    let stdout = outcome["stdout"]["text"].as_str().unwrap();
+    assert!(stdout.contains("signal handled on main\n"), "{stdout}");
+}
+
+#[test]
 fn a_strike_reaches_the_child_process_that_made_the_call() {
     let dir = scenario_dir();
     let ran = strike(

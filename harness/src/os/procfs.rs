@@ -14,13 +14,29 @@ pub fn catches(pid: i32, signal: i32) -> bool {
     caught_signals(pid).is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
 
-/// The thread group (process) a thread belongs to.
-pub fn tgid(tid: i32) -> Option<i32> {
-    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+/// Whether the thread blocks `signal` (`SigBlk` in `/proc/TID/status`).
+pub fn blocks(tid: i32, signal: i32) -> bool {
+    status_field(tid, "SigBlk:")
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+/// The pid of the process tracing this one (0: none).
+pub fn tracer_pid(pid: i32) -> Option<i32> {
+    status_field(pid, "TracerPid:")?.parse().ok()
+}
+
+fn status_field(pid: i32, name: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
+}
+
+/// The thread group (process) a thread belongs to.
+pub fn tgid(tid: i32) -> Option<i32> {
+    status_field(tid, "Tgid:")?.parse().ok()
 }
 
 /// The command line of a process, its arguments joined by spaces.

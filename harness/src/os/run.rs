@@ -138,6 +138,8 @@ pub fn reap_orphans() {
             && stat.ppid == me
             && stat.state == 'Z'
             && !children.contains(&pid)
+            // A traced zombie is its tracer's to wait for first.
+            && procfs::tracer_pid(pid) == Some(0)
         {
             let _ = nix::sys::wait::waitpid(
                 nix::unistd::Pid::from_raw(pid),

@@ -204,7 +204,8 @@ pub fn spawn(
                 let _ = rustix::io::write(&step_write, &[step]);
                 Err(error)
             };
-            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+            let null = std::ptr::null_mut::<libc::c_void>();
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, null, null) != 0 {
                 return fail(STEP_TRACEME);
             }
             if filter.install().is_err() {
@@ -341,6 +342,9 @@ struct Tracer {
     /// The order processes appeared in, for the windows.
     order: Vec<i32>,
     root: PathBuf,
+    /// Tasks whose exit was handled: a fork event for one of them (the child can exit
+    /// before its parent's event is seen) must not bring it back.
+    dead: std::collections::HashSet<i32>,
 }
 
 /// A decoded `waitpid` status.
@@ -398,6 +402,7 @@ impl Tracer {
             windows: HashMap::new(),
             order: vec![main],
             root,
+            dead: Default::default(),
         }
     }
 
@@ -495,15 +500,30 @@ impl Tracer {
 
     fn resume(&self, tid: i32, signal: i32) {
         // SAFETY: ptrace on a tracee in a ptrace-stop; a vanished tracee gives ESRCH.
-        unsafe { libc::ptrace(libc::PTRACE_CONT, tid, 0, signal as libc::c_long) };
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_CONT,
+                tid,
+                std::ptr::null_mut::<libc::c_void>(),
+                signal as usize as *mut libc::c_void,
+            )
+        };
     }
 
     fn resume_to_exit(&self, tid: i32) {
         // SAFETY: as `resume`.
-        unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0, 0) };
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_SYSCALL,
+                tid,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_void>(),
+            )
+        };
     }
 
     fn exited(&mut self, tid: i32, raw: ExitStatusRaw) {
+        self.dead.insert(tid);
         let Some(task) = self.tasks.remove(&tid) else {
             return;
         };
@@ -534,6 +554,9 @@ impl Tracer {
     }
 
     fn signal_stop(&mut self, tid: i32, signal: i32) {
+        if !self.tasks.contains_key(&tid) {
+            self.dead.remove(&tid); // a new task, even if its pid was used before
+        }
         let task = self.tasks.entry(tid).or_insert_with(|| Task {
             tgid: procfs::tgid(tid).unwrap_or(tid),
             started: false,
@@ -571,6 +594,7 @@ impl Tracer {
             return;
         }
         let tgid = task.tgid;
+        self.note_restart(tid);
         if let Some(signal) = Signal::from_number(signal) {
             self.record(tgid, tid, What::Signal { signal });
         }
@@ -601,12 +625,28 @@ impl Tracer {
             }
             _ => {}
         }
-        self.resume(tid, 0);
+        // A fork, clone or exec stop comes before the call's exit stop: resuming with
+        // PTRACE_CONT would lose it.
+        if self.tasks.get(&tid).is_some_and(|t| t.at_exit.is_some()) {
+            self.resume_to_exit(tid);
+        } else {
+            self.resume(tid, 0);
+        }
     }
 
     fn new_task(&mut self, parent_tid: i32, new: i32) {
         let parent = self.tasks.get(&parent_tid).map_or(parent_tid, |t| t.tgid);
-        let tgid = procfs::tgid(new).unwrap_or(new);
+        if self.dead.contains(&new) {
+            return; // it has come and gone already
+        }
+        let Some(tgid) = self
+            .tasks
+            .get(&new)
+            .map(|t| t.tgid)
+            .or_else(|| procfs::tgid(new))
+        else {
+            return; // gone before we could look
+        };
         // Its first stop may already have come (and been swallowed) before this event.
         self.tasks.entry(new).or_insert(Task {
             tgid,
@@ -662,7 +702,10 @@ impl Tracer {
         };
         // The call an entry strike rewound, made again after the handler returned: it is
         // the same call, not the next one, so it is shown but not counted.
-        let again = task.replay.take() == Some(replay);
+        let again = task.replay == Some(replay);
+        if again {
+            task.replay = None;
+        }
         let tgid = task.tgid;
         let Some((class, name)) = SyscallClass::of(nr as i64) else {
             return self.resume(tid, 0);
@@ -671,6 +714,10 @@ impl Tracer {
         if again {
             call.detail = join_detail(&call.detail, AGAIN);
             self.record(tgid, tid, What::Syscall(call));
+            // An exit strike waiting for this call's real return.
+            if self.tasks.get(&tid).is_some_and(|t| t.at_exit.is_some()) {
+                return self.resume_to_exit(tid);
+            }
             return self.resume(tid, 0);
         }
         let handler = (class == SyscallClass::Sigaction)
@@ -730,6 +777,13 @@ impl Tracer {
             .filter(|i| i.op == libc::PTRACE_SYSCALL_INFO_EXIT)
             // SAFETY: `op` says the exit member of the union is the one filled in.
             .map(|i| unsafe { i.u.exit.sval });
+        // Interrupted by a signal, the call will run again: wait for that return.
+        if result.is_some_and(|r| RESTARTS.contains(&r)) {
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.at_exit = action;
+            }
+            return self.resume(tid, 0);
+        }
         match action {
             Some(AtExit::Strike { strike, mut event }) => {
                 if let What::Syscall(call) = &mut event.what {
@@ -763,6 +817,31 @@ impl Tracer {
         }
         self.resume(tid, 0)
     }
+
+    /// A trapped call that a signal interrupted will run again (the kernel restarts it):
+    /// that run is the same call, not the next one.
+    #[cfg(target_arch = "x86_64")]
+    fn note_restart(&mut self, tid: i32) {
+        let Ok(regs) = ptrace::getregs(Pid::from_raw(tid)) else {
+            return;
+        };
+        let trapped = SyscallClass::of(regs.orig_rax as i64)
+            .is_some_and(|(class, _)| self.setup.classes.contains(&class));
+        if trapped
+            && RESTARTS.contains(&(regs.rax as i64))
+            && let Some(task) = self.tasks.get_mut(&tid)
+        {
+            task.replay = Some(Replay {
+                nr: regs.orig_rax,
+                args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9],
+                ip: regs.rip,
+                sp: regs.rsp,
+            });
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn note_restart(&mut self, _tid: i32) {}
 
     /// Whether every strike before plan strike `i` has been dealt with.
     fn its_turn(&self, i: usize) -> bool {
@@ -806,6 +885,9 @@ impl Tracer {
         // SAFETY: plain signal-sending syscalls with integer arguments.
         let sent = unsafe {
             match strike.to {
+                // At the thread that made the call, unless it blocks the signal (a program
+                // that leaves signals to one `sigwait` thread): then to the process.
+                Recipient::Process if procfs::blocks(tid, signal) => libc::kill(tgid, signal) == 0,
                 Recipient::Process => libc::syscall(libc::SYS_tgkill, tgid, tid, signal) == 0,
                 Recipient::Group => libc::kill(-self.main, signal) == 0,
             }
@@ -926,6 +1008,11 @@ impl Tracer {
         }
     }
 }
+
+/// The kernel's "restart this call" return values (ERESTARTSYS, ERESTARTNOINTR,
+/// ERESTARTNOHAND, ERESTART_RESTARTBLOCK): a tracer sees them when a signal interrupts a
+/// call that then runs again.
+const RESTARTS: [i64; 4] = [-512, -513, -514, -516];
 
 /// The detail of a call that an entry strike rewound, when it runs after all.
 pub const AGAIN: &str = "again, after the signal";
@@ -1073,6 +1160,9 @@ fn add_offset(tid: i32, call: &mut Call) {
         return;
     };
     let offset = pos - call.result.filter(|&r| r > 0).unwrap_or(0);
+    if offset < 0 {
+        return; // not a seekable file (a pipe's "position" counts what went through)
+    }
     call.detail = format!("{} at offset {offset}", call.detail);
 }
 

@@ -183,6 +183,9 @@ impl TryFrom<RawPoint> for PointSpec {
         if raw.path.is_some() && !syscall.has_path() {
             return Err(format!("`{syscall}` calls name no file: drop `path`"));
         }
+        if syscall == SyscallClass::Exit && raw.when == Some(When::Exit) {
+            return Err("`exit` (exit_group) never returns: strike at its entry".into());
+        }
         Ok(PointSpec::Syscall(SyscallPoint {
             syscall,
             path: raw.path,
@@ -635,6 +638,8 @@ violation = "atomic-output"
         let e = with("{ syscall = \"write\", nth = 0 }");
         assert_eq!(e.key.as_deref(), Some("strike[0].at.nth"));
         assert!(e.message.contains("from 1"), "{}", e.message);
+        let e = with("{ syscall = \"exit\", when = \"exit\" }");
+        assert!(e.message.contains("never returns"), "{}", e.message);
         let e = with("{ after_handler = \"SIGKILL\" }");
         assert!(e.message.contains("cannot have a handler"), "{}", e.message);
     }
