@@ -698,11 +698,11 @@ impl State {
                 match clock {
                     Clock::Spawn => progress.records[index].clock_started_at = Some(Duration::ZERO),
                     Clock::Handler(signal) => {
-                        // The tracer saw the rt_sigaction; else /proc shows the handler.
-                        let seen =
-                            progress.handlers.get(&signal).copied().or_else(|| {
-                                procfs::catches(self.pid, signal.number()).then_some(now)
-                            });
+                        // The tracer saw the rt_sigaction; else /proc shows the handler,
+                        // and the time is taken after it did: never before it existed.
+                        let seen = progress.handlers.get(&signal).copied().or_else(|| {
+                            procfs::catches(self.pid, signal.number()).then(|| self.start.elapsed())
+                        });
                         match seen {
                             Some(at) => progress.records[index].clock_started_at = Some(at),
                             None => return,
