@@ -359,17 +359,7 @@ mod tests {
         for &(class, path, count) in calls {
             for _ in 0..count {
                 seq += 1;
-                syscalls.add_call(
-                    &crate::syscalls::Call {
-                        class,
-                        name: class.name().into(),
-                        fd: None,
-                        paths: vec![path.into()],
-                        detail: String::new(),
-                        result: None,
-                    },
-                    seq,
-                );
+                syscalls.add_call(&crate::syscalls::Call::naming(class, path), seq);
             }
         }
         census.syscalls = Some(syscalls);

@@ -189,6 +189,19 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call of `class` naming one path and nothing more (for hand-built censuses).
+    #[cfg(test)]
+    pub fn naming(class: SyscallClass, path: &str) -> Call {
+        Call {
+            class,
+            name: class.name().into(),
+            fd: None,
+            paths: vec![path.into()],
+            detail: String::new(),
+            result: None,
+        }
+    }
+
     /// The files it names, as one label: `out.json`, `a.tmp → a`.
     pub fn path_label(&self) -> String {
         self.paths.join(" → ")
@@ -403,14 +416,7 @@ mod tests {
 
     #[test]
     fn the_census_counts_calls_per_class_and_path() {
-        let call = |class, path: &str| Call {
-            class,
-            name: class.name().into(),
-            fd: None,
-            paths: vec![path.into()],
-            detail: String::new(),
-            result: None,
-        };
+        let call = Call::naming;
         let mut census = SyscallCensus::new(ClassSet::new());
         for seq in 1..=3 {
             census.add_call(&call(SyscallClass::Write, "out.json.tmp"), seq);

@@ -285,27 +285,25 @@ pub fn run(
         pipes.next().map(Pipe::capture).unwrap_or_default(),
         pipes.next().map(Pipe::capture).unwrap_or_default(),
     );
-    let progress = Arc::try_unwrap(state.progress)
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .unwrap_or_else(|shared| {
-            let p = shared.lock().unwrap_or_else(|e| e.into_inner());
-            Progress {
-                records: p.records.clone(),
-                next: p.next,
-                handlers: p.handlers.clone(),
-            }
-        });
+    // The tracer has ended; what it shared is this thread's alone now.
+    let (records, handlers) = {
+        let mut progress = state.progress();
+        (
+            std::mem::take(&mut progress.records),
+            std::mem::take(&mut progress.handlers),
+        )
+    };
     Ok(Run {
         status: status.unwrap_or(ExitStatus::Signal(Signal::SIGKILL)),
         exited_at: ended.exited_at,
-        strikes: progress.records,
+        strikes: records,
         tree_gone_at: ended.tree_gone_at,
         killed: ended.killed,
         leftovers: ended.leftovers,
         stdout,
         stderr,
         tracking,
-        handlers_seen: progress.handlers,
+        handlers_seen: handlers,
         trace,
     })
 }

@@ -723,20 +723,23 @@ impl Tracer {
         let handler = (class == SyscallClass::Sigaction)
             .then(|| installs_handler(tid, &args))
             .flatten();
-        self.log.census.add_call(&call, self.seq + 1);
-        let paths = call.paths.clone();
-        let event = self.record(tgid, tid, What::Syscall(call));
-
         // Is a strike due at this call? Count it for every syscall strike it matches.
         let mut due = None;
         for (i, strike) in self.setup.strikes.iter().enumerate() {
-            if strike.class == class && matches(strike.path.as_ref(), &paths) {
+            if strike.class == class && matches(strike.path.as_ref(), &call.paths) {
                 self.counts[i] += 1;
                 if self.counts[i] == strike.nth && due.is_none() {
                     due = Some(i);
                 }
             }
         }
+        // Only a census (or `killpoint trace`) keeps the counts per class and path; a case
+        // throws them away, so it does not pay for them at every stop.
+        if self.setup.keep_events {
+            self.log.census.add_call(&call, self.seq + 1);
+        }
+        let event = self.record(tgid, tid, What::Syscall(call));
+
         if let Some(i) = due
             && self.its_turn(i)
         {
