@@ -92,11 +92,16 @@ pub fn all_pids() -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// Whether the process's initial environment contains `entry` (`NAME=value`).
-pub fn environ_contains(pid: i32, entry: &str) -> bool {
-    fs::read(format!("/proc/{pid}/environ"))
-        .map(|env| env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
-        .unwrap_or(false)
+/// Whether the process's initial environment contains `entry` (`NAME=value`); `None`
+/// when the environment reads as empty. That is a kernel thread, a process started
+/// with no environment at all, or one caught inside `execve`: between installing the
+/// new address space and laying out its stack, the kernel reports no environment.
+pub fn environ_has(pid: i32, entry: &str) -> Option<bool> {
+    let env = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    if env.is_empty() {
+        return None;
+    }
+    Some(env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
 }
 
 #[cfg(test)]

@@ -344,10 +344,7 @@ impl Tree {
             None => procfs::all_pids()
                 .into_iter()
                 .filter_map(procfs::stat)
-                .filter(|s| {
-                    live(s)
-                        && (s.pgid == self.main || procfs::environ_contains(s.pid, &self.marker))
-                })
+                .filter(|s| live(s) && self.belongs(s))
                 .map(|s| s.pid)
                 .collect(),
         };
@@ -359,6 +356,21 @@ impl Tree {
             }
         }
         found
+    }
+
+    /// Without a cgroup: whether a process is one of this case's, by its process group,
+    /// its parent or the case's environment marker.
+    fn belongs(&self, stat: &procfs::Stat) -> bool {
+        let harness = std::process::id() as i32;
+        for _ in 0..EXEC_REREADS {
+            let marker = || procfs::environ_has(stat.pid, &self.marker);
+            match membership(stat, self.main, harness, marker) {
+                Membership::Member => return true,
+                Membership::Stranger => return false,
+                Membership::AskAgain => std::thread::sleep(EXEC_REREAD_PAUSE),
+            }
+        }
+        false
     }
 
     fn kill(&self, main: &OwnedFd) {
@@ -402,6 +414,44 @@ impl Tree {
                 return Err(RunError::Interrupted);
             }
         }
+    }
+}
+
+/// How often, and how far apart, the environment of an adopted orphan caught inside
+/// `execve` is read again: the window lasts microseconds, so 20 ms is ample even on a
+/// loaded machine, and only such orphans ever wait.
+const EXEC_REREADS: usize = 100;
+const EXEC_REREAD_PAUSE: Duration = Duration::from_micros(200);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Membership {
+    Member,
+    Stranger,
+    /// Cannot tell yet: read the environment again.
+    AskAgain,
+}
+
+/// Decides whether a process found in `/proc` belongs to the case led by `main`, for a
+/// harness (a child subreaper) with pid `harness`. `marker` reads whether the process's
+/// environment holds the case marker (`None`: it reads as empty).
+fn membership(
+    stat: &procfs::Stat,
+    main: i32,
+    harness: i32,
+    marker: impl FnOnce() -> Option<bool>,
+) -> Membership {
+    if stat.pgid == main || stat.ppid == main {
+        return Membership::Member;
+    }
+    match marker() {
+        Some(true) => Membership::Member,
+        Some(false) => Membership::Stranger,
+        // An orphan adopted by the harness is a descendant of some case; with an empty
+        // environment it is most likely inside `execve` (a daemon exec'ing right after
+        // `setsid`), and its environment is back within microseconds.
+        None if stat.ppid == harness => Membership::AskAgain,
+        // A kernel thread, or a process of someone else started with no environment.
+        None => Membership::Stranger,
     }
 }
 
@@ -751,5 +801,67 @@ impl State {
                 Err(_) => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(pgid: i32, ppid: i32) -> procfs::Stat {
+        procfs::Stat {
+            pid: 500,
+            state: 'S',
+            ppid,
+            pgid,
+        }
+    }
+
+    const MAIN: i32 = 100;
+    const HARNESS: i32 = 10;
+
+    #[test]
+    fn the_process_group_and_the_children_of_main_belong_without_reading_the_environment() {
+        let unread = || panic!("the environment is not read");
+        assert_eq!(
+            membership(&stat(MAIN, 1), MAIN, HARNESS, unread),
+            Membership::Member
+        );
+        assert_eq!(
+            membership(&stat(7, MAIN), MAIN, HARNESS, unread),
+            Membership::Member
+        );
+    }
+
+    #[test]
+    fn elsewhere_the_environment_marker_decides() {
+        let s = stat(7, 1);
+        assert_eq!(
+            membership(&s, MAIN, HARNESS, || Some(true)),
+            Membership::Member
+        );
+        assert_eq!(
+            membership(&s, MAIN, HARNESS, || Some(false)),
+            Membership::Stranger
+        );
+    }
+
+    #[test]
+    fn an_adopted_orphan_with_no_environment_yet_is_asked_again_and_others_are_not() {
+        // Mid-execve after setsid: adopted by the harness, environment not laid out yet.
+        let adopted = stat(7, HARNESS);
+        assert_eq!(
+            membership(&adopted, MAIN, HARNESS, || None),
+            Membership::AskAgain
+        );
+        // A kernel thread (parent kthreadd) or a stranger with an empty environment.
+        assert_eq!(
+            membership(&stat(0, 2), MAIN, HARNESS, || None),
+            Membership::Stranger
+        );
+        assert_eq!(
+            membership(&stat(7, 1), MAIN, HARNESS, || None),
+            Membership::Stranger
+        );
     }
 }
