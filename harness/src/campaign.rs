@@ -1,14 +1,19 @@
-//! A campaign: for each scenario, the census, then many cases from one master seed, judged
-//! by the invariants; the first violation (by case index) is the one reported.
+//! A campaign: for each scenario, the census, then its cases, judged by the invariants;
+//! the first violation (by case index) is shrunk and reported.
 //!
-//! Cases run in parallel threads (`jobs`), but which case is reported does not depend on
-//! scheduling: each case's plan comes from its own seed, and once case `i` has failed no
-//! case after `i` is started, while the ones before it still finish.
+//! The cases, in order: a case asked for first (`KILLPOINT_SEED=<case>`), the cases of
+//! the scenario's regressions file, then new ones — `cases` drawn from the master seed, or
+//! with `exhaustive`, every point of the strike space. They run in parallel threads
+//! (`jobs`), but which case is reported does not depend on scheduling: each case's plan
+//! comes from its own id, and once case `i` has failed no case after `i` is started,
+//! while the ones before it still finish. Shrinking then runs one candidate at a time.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use proptest::strategy::SBoxedStrategy;
 use serde::Serialize;
 
 use crate::census::{Census, Golden};
@@ -18,8 +23,10 @@ use crate::os::run::{self, Limits, RunError};
 use crate::os::sandbox::Sandbox;
 use crate::os::tracer::{SyscallStrike, TraceSetup};
 use crate::outcome::{FileState, Outcome, OutputRecord};
-use crate::plan::{self, Clock, Plan, Point};
-use crate::scenario::{PointSpec, Scenario};
+use crate::plan::{self, CaseId, Clock, Plan, Point, Strike, StrikeSpace};
+use crate::regressions;
+use crate::scenario::{PointSpec, Scenario, ShrinkBudget};
+use crate::shrink::{self, Stopped, Tried};
 use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
 use crate::targets::{self, Binaries};
 
@@ -28,14 +35,41 @@ pub const DEFAULT_CASES: u32 = 64;
 
 #[derive(Debug, Clone)]
 pub struct CampaignOptions {
-    /// Cases per scenario; `None`: the scenario's `cases`, else [`DEFAULT_CASES`].
+    /// New cases per scenario; `None`: the scenario's `cases`, else [`DEFAULT_CASES`].
     pub cases: Option<u32>,
     /// The master seed.
     pub seed: u64,
+    /// A case to run before all others (`KILLPOINT_SEED=<case>`).
+    pub first: Option<CaseId>,
     /// Cases run at once.
     pub jobs: usize,
-    /// Run only the case with this seed (a reproduction).
-    pub case: Option<u64>,
+    /// Try every point of the strike space, whatever the scenario says.
+    pub exhaustive: bool,
+    /// Shrinking's budget of runs and time; `None`: the scenario's `shrink`.
+    pub shrink_iterations: Option<u32>,
+    pub shrink_time: Option<std::time::Duration>,
+    /// Replay the scenario's regressions file first, and record new failures in it.
+    pub regressions: bool,
+    /// Run only this case, unshrunk, and keep its sandbox (`killpoint repro`).
+    pub case: Option<CaseId>,
+}
+
+impl CampaignOptions {
+    /// A campaign of `seed` with every default: the scenario's case count, one job, the
+    /// scenario's shrink budget, regressions replayed and recorded.
+    pub fn new(seed: u64) -> CampaignOptions {
+        CampaignOptions {
+            cases: None,
+            seed,
+            first: None,
+            jobs: 1,
+            exhaustive: false,
+            shrink_iterations: None,
+            shrink_time: None,
+            regressions: true,
+            case: None,
+        }
+    }
 }
 
 /// Runs scenarios one after another.
@@ -58,11 +92,59 @@ pub struct ScenarioReport {
     pub census: Option<Census>,
     pub cases_run: u64,
     pub cases_planned: u64,
+    /// How many of the planned cases came from the regressions file.
+    pub regressions_replayed: u64,
+    pub coverage: Option<Coverage>,
+    /// Every case run, in order.
+    pub cases: Vec<CaseSummary>,
+    /// The reported case: the simplest failing plan shrinking found.
     pub failure: Option<Failure>,
-    /// With `--case`: that case, judged, whatever its verdict (a reproduction shows it all;
+    /// How the reported failure was shrunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrink: Option<ShrinkReport>,
+    /// With `case`: that case, judged, whatever its verdict (a reproduction shows it all;
     /// a failing one is also `failure`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub case: Option<Failure>,
+    /// Things the reader should know: a stale regression entry, a file not written.
+    pub notes: Vec<String>,
+}
+
+/// How much of the strike space the cases tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// Distinct strike points among the plans run.
+    pub tried: u64,
+    /// Single-strike points in the space; `None` when it has delays (continuous).
+    pub total: Option<u64>,
+    pub exhaustive: bool,
+}
+
+/// One case run, for the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    pub index: u64,
+    pub id: CaseId,
+    pub plan: Plan,
+    /// The invariants it violated.
+    pub violated: Vec<InvariantName>,
+    /// How many of its strikes reached the target.
+    pub landed: usize,
+}
+
+/// How a failure was shrunk.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShrinkReport {
+    /// The case that failed first, and its plan.
+    pub from: CaseId,
+    pub from_plan: Plan,
+    /// Simpler plans that still failed the same way.
+    pub steps: u32,
+    /// Candidates run.
+    pub runs: u32,
+    #[serde(with = "crate::report::millis")]
+    pub elapsed: std::time::Duration,
+    pub stopped: Stopped,
 }
 
 /// The verdict on a whole scenario.
@@ -92,11 +174,12 @@ impl ScenarioResult {
     }
 }
 
-/// A reported case: the first that violated an invariant, or the one `--case` reran.
+/// A reported case: the simplest that violated an invariant, or the one `case` reran.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub case_index: u64,
-    pub case_seed: u64,
+    /// What reruns exactly this case: `killpoint repro FILE --case ID`.
+    pub case_id: CaseId,
     pub plan: Plan,
     pub violations: Vec<(InvariantName, Vec<String>)>,
     pub outcome: Outcome,
@@ -106,7 +189,7 @@ pub struct Failure {
 
 struct CaseResult {
     index: u64,
-    seed: u64,
+    id: CaseId,
     plan: Plan,
     outcome: Outcome,
     verdicts: Vec<(InvariantName, Verdict)>,
@@ -123,6 +206,67 @@ impl CaseResult {
             })
             .collect()
     }
+
+    fn violated(&self) -> Vec<InvariantName> {
+        self.violations()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    fn summary(&self) -> CaseSummary {
+        CaseSummary {
+            index: self.index,
+            id: self.id.clone(),
+            plan: self.plan.clone(),
+            violated: self.violated(),
+            landed: self
+                .outcome
+                .strikes
+                .iter()
+                .filter(|s| s.sent_at.is_some())
+                .count(),
+        }
+    }
+
+    fn into_failure(self, keep: bool) -> Failure {
+        Failure {
+            case_index: self.index,
+            violations: self.violations(),
+            case_id: self.id,
+            plan: self.plan,
+            outcome: self.outcome,
+            sandbox: keep.then(|| self.sandbox.keep()),
+        }
+    }
+}
+
+/// What the cases of a scenario draw their plans from.
+struct Plans {
+    strategy: SBoxedStrategy<Plan>,
+    /// Every single-strike point, when the space is discrete.
+    points: Option<Vec<Plan>>,
+}
+
+impl Plans {
+    fn plan(&self, id: &CaseId) -> Result<Plan, String> {
+        match id {
+            CaseId::Seeded { seed, moves } => {
+                Ok(plan::tree(&self.strategy, *seed, moves).current())
+            }
+            CaseId::Point(n) => match &self.points {
+                Some(points) => points.get(*n as usize).cloned().ok_or_else(|| {
+                    format!(
+                        "case {id} names no point: the strike space has {} points now",
+                        points.len()
+                    )
+                }),
+                None => Err(format!(
+                    "case {id} names an exhaustive point, but this strike space has delays"
+                )),
+            },
+        }
+    }
 }
 
 impl Campaign {
@@ -133,16 +277,8 @@ impl Campaign {
         }
     }
 
-    /// Runs one scenario: census, cases, verdict.
+    /// Runs one scenario: census, cases, shrinking, verdict.
     pub fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
-        let planned = match self.options.case {
-            Some(_) => 1,
-            None => self
-                .options
-                .cases
-                .or(scenario.cases)
-                .unwrap_or(DEFAULT_CASES) as u64,
-        };
         let mut report = ScenarioReport {
             scenario: scenario.label(),
             name: scenario.name.clone(),
@@ -155,9 +291,14 @@ impl Campaign {
             result: ScenarioResult::Passed,
             census: None,
             cases_run: 0,
-            cases_planned: planned,
+            cases_planned: 0,
+            regressions_replayed: 0,
+            coverage: None,
+            cases: Vec::new(),
             failure: None,
+            shrink: None,
             case: None,
+            notes: Vec::new(),
         };
         let error = |message: String| ScenarioResult::Error { message };
         run::become_subreaper();
@@ -179,17 +320,52 @@ impl Campaign {
                 return report;
             }
         };
-        if let Err(message) = check_census(scenario, &census) {
-            report.census = Some(census);
-            report.result = error(message);
-            return report;
-        }
-        let strategy = match plan::strategy(scenario, &census) {
-            Ok(strategy) => strategy,
+        let prepared = check_census(scenario, &census)
+            .and_then(|()| StrikeSpace::new(scenario, &census))
+            .and_then(|space| {
+                self.case_list(scenario, &space, &mut report)
+                    .map(|c| (space, c))
+            });
+        let (space, (plans, ids)) = match prepared {
+            Ok(prepared) => prepared,
             Err(message) => {
                 report.census = Some(census);
                 report.result = error(message);
                 return report;
+            }
+        };
+        let exhaustive = self.exhaustive(scenario, &space);
+        let planned = ids.len() as u64;
+        // The indices of the regressions file's cases: one that no longer names a plan
+        // is noted and skipped, not an error.
+        let first_len = self.options.first.is_some() as u64;
+        let replayed = first_len..first_len + report.regressions_replayed;
+        report.cases_planned = planned;
+        let record = self.options.regressions && self.options.case.is_none();
+        let regressions_file = scenario.source.as_deref().map(regressions::path_for);
+        // Only an unexpected violation is a regression; a planted bug caught is the
+        // scenario working.
+        let unexpected = |violated: &[InvariantName]| {
+            violated
+                .iter()
+                .any(|name| !scenario.expect.violation.contains(name))
+        };
+        let notes = Mutex::new(Vec::new());
+        let write_regression = |id: &CaseId, comment: String| {
+            let (Some(path), true) = (&regressions_file, record) else {
+                return;
+            };
+            let name = scenario
+                .source
+                .as_deref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Err(e) = regressions::append(path, &name, id, &comment) {
+                notes.lock().unwrap().push(format!(
+                    "could not record case {id} in {}: {e}",
+                    path.display()
+                ));
             }
         };
 
@@ -197,8 +373,9 @@ impl Campaign {
         let next = AtomicU64::new(0);
         let done = AtomicU64::new(0);
         let first_failed = AtomicU64::new(u64::MAX);
-        let results: Mutex<Vec<CaseResult>> = Mutex::new(Vec::new());
-        let errors: Mutex<Vec<(u64, RunError)>> = Mutex::new(Vec::new());
+        let failures: Mutex<Vec<CaseResult>> = Mutex::new(Vec::new());
+        let summaries: Mutex<Vec<CaseSummary>> = Mutex::new(Vec::new());
+        let errors: Mutex<Vec<(u64, String, bool)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..self.options.jobs.max(1) {
                 scope.spawn(|| {
@@ -210,24 +387,39 @@ impl Campaign {
                         {
                             return;
                         }
-                        let seed = self
-                            .options
-                            .case
-                            .unwrap_or_else(|| plan::case_seed(self.options.seed, index));
-                        let plan = plan::generate(&strategy, seed);
-                        match run_case(scenario, &binaries, &census, index, seed, plan) {
+                        let id = ids[index as usize].clone();
+                        let ran = plans.plan(&id).map_err(|e| (e, false)).and_then(|plan| {
+                            run_case(scenario, &binaries, &census, index, id.clone(), plan).map_err(
+                                |e| {
+                                    let interrupted = matches!(e, RunError::Interrupted);
+                                    (format!("case {}: {e}", index + 1), interrupted)
+                                },
+                            )
+                        });
+                        match ran {
                             Ok(result) => {
-                                let violated = result.verdicts.iter().any(|(_, v)| v.is_violated());
-                                if violated {
+                                summaries.lock().unwrap().push(result.summary());
+                                let violated = result.violated();
+                                if !violated.is_empty() {
                                     first_failed.fetch_min(index, Ordering::SeqCst);
+                                    if unexpected(&violated) {
+                                        write_regression(
+                                            &result.id,
+                                            format!("{}: {}", names(&violated), result.plan),
+                                        );
+                                    }
                                 }
-                                if violated || self.options.case.is_some() {
-                                    results.lock().unwrap().push(result);
+                                if !violated.is_empty() || self.options.case.is_some() {
+                                    failures.lock().unwrap().push(result);
                                 }
                             }
-                            Err(e) => {
+                            // A stale regression entry is noted and skipped.
+                            Err((message, false)) if replayed.contains(&index) => {
+                                notes.lock().unwrap().push(message);
+                            }
+                            Err((message, interrupted)) => {
                                 first_failed.fetch_min(index, Ordering::SeqCst);
-                                errors.lock().unwrap().push((index, e));
+                                errors.lock().unwrap().push((index, message, interrupted));
                             }
                         }
                         let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
@@ -238,40 +430,48 @@ impl Campaign {
                 });
             }
         });
-        report.census = Some(census);
         report.cases_run = done.load(Ordering::SeqCst);
+        let mut summaries = summaries.into_inner().unwrap();
+        summaries.sort_by_key(|s| s.index);
+        // Strikes are told apart by how they read: the call, side and signal, or the delay
+        // to the microsecond.
+        let tried: BTreeSet<String> = summaries
+            .iter()
+            .flat_map(|s| s.plan.strikes.iter().map(Strike::to_string))
+            .collect();
+        report.coverage = Some(Coverage {
+            tried: tried.len() as u64,
+            total: space.size(),
+            exhaustive,
+        });
+        report.cases = summaries;
 
         let first = first_failed.load(Ordering::SeqCst);
         let mut errors = errors.into_inner().unwrap();
-        errors.sort_by_key(|(i, _)| *i);
-        if let Some((index, e)) = errors.into_iter().next().filter(|(i, _)| *i == first) {
-            report.result = match e {
-                RunError::Interrupted => ScenarioResult::Interrupted,
-                e => error(format!("case {index}: {e}")),
+        errors.sort_by_key(|(i, _, _)| *i);
+        if let Some((_, message, interrupted)) =
+            errors.into_iter().next().filter(|(i, ..)| *i == first)
+        {
+            report.notes = notes.into_inner().unwrap();
+            report.census = Some(census);
+            report.result = if interrupted {
+                ScenarioResult::Interrupted
+            } else {
+                error(message)
             };
             return report;
         }
         if interrupt::requested() {
+            report.notes = notes.into_inner().unwrap();
+            report.census = Some(census);
             report.result = ScenarioResult::Interrupted;
             return report;
         }
-        let mut results = results.into_inner().unwrap();
-        results.sort_by_key(|r| r.index);
-        if self.options.case.is_some()
-            && let Some(rerun) = results.first()
-            && !rerun.verdicts.iter().any(|(_, v)| v.is_violated())
-        {
-            let rerun = results.remove(0);
-            report.case = Some(Failure {
-                case_index: rerun.index,
-                case_seed: rerun.seed,
-                violations: rerun.violations(),
-                plan: rerun.plan,
-                outcome: rerun.outcome,
-                sandbox: None,
-            });
-        }
-        let Some(failed) = results.into_iter().next() else {
+        let mut failures = failures.into_inner().unwrap();
+        failures.sort_by_key(|r| r.index);
+        let Some(failed) = failures.into_iter().next() else {
+            report.notes = notes.into_inner().unwrap();
+            report.census = Some(census);
             report.result = if scenario.expect.violation.is_empty() {
                 ScenarioResult::Passed
             } else {
@@ -279,31 +479,165 @@ impl Campaign {
             };
             return report;
         };
-        let violations = failed.violations();
-        let only_expected = violations
-            .iter()
-            .all(|(name, _)| scenario.expect.violation.contains(name));
-        report.result = if !scenario.expect.violation.is_empty() && only_expected {
-            ScenarioResult::CaughtAsExpected
-        } else {
-            ScenarioResult::Violated
-        };
+        if self.options.case.is_some() {
+            // A reproduction: this one case, as it ran, its sandbox kept whatever it did.
+            let violated = failed.violated();
+            report.result = verdict(scenario, &violated);
+            let case = failed.into_failure(true);
+            if !violated.is_empty() {
+                report.failure = Some(case.clone());
+            }
+            report.case = Some(case);
+            report.notes = notes.into_inner().unwrap();
+            report.census = Some(census);
+            return report;
+        }
+
+        // Shrink the first failure: simpler plans that violate the same invariant.
+        let mut failed = failed;
+        let violated = failed.violated();
+        let key = violated[0];
+        if let CaseId::Seeded { seed, moves } = failed.id.clone() {
+            let budget = ShrinkBudget {
+                iterations: self
+                    .options
+                    .shrink_iterations
+                    .unwrap_or(scenario.shrink.iterations),
+                time: self.options.shrink_time.unwrap_or(scenario.shrink.time),
+            };
+            if budget.iterations > 0 {
+                let mut tree = plan::tree(&plans.strategy, seed, &moves);
+                let shrunk = shrink::shrink(&mut *tree, moves, budget, |plan| {
+                    if interrupt::requested() {
+                        return Tried::Abort;
+                    }
+                    let id = CaseId::seeded(seed);
+                    match run_case(scenario, &binaries, &census, failed.index, id, plan.clone()) {
+                        Ok(result) if result.violated().contains(&key) => Tried::Fails(result),
+                        Ok(_) => Tried::Passes,
+                        Err(_) => Tried::Abort,
+                    }
+                });
+                report.shrink = Some(ShrinkReport {
+                    from: failed.id.clone(),
+                    from_plan: failed.plan.clone(),
+                    steps: shrunk.steps,
+                    runs: shrunk.runs,
+                    elapsed: shrunk.elapsed,
+                    stopped: shrunk.stopped,
+                });
+                if let Some(mut best) = shrunk.best {
+                    best.id = CaseId::Seeded {
+                        seed,
+                        moves: shrunk.moves,
+                    };
+                    failed = best;
+                    let violated = failed.violated();
+                    if unexpected(&violated) {
+                        write_regression(
+                            &failed.id,
+                            format!("shrinks to: {} ({})", failed.plan, names(&violated)),
+                        );
+                    }
+                }
+            }
+        }
+        let violated = failed.violated();
+        report.result = verdict(scenario, &violated);
         // Keep the sandbox of an unexpected violation for inspection; an expected one is
         // the planted bug doing what it does, and its sandbox goes.
-        let sandbox = (report.result == ScenarioResult::Violated).then(|| failed.sandbox.keep());
-        report.failure = Some(Failure {
-            case_index: failed.index,
-            case_seed: failed.seed,
-            plan: failed.plan,
-            violations,
-            outcome: failed.outcome,
-            sandbox,
-        });
-        if self.options.case.is_some() {
-            report.case = report.failure.clone();
-        }
+        report.failure = Some(failed.into_failure(report.result == ScenarioResult::Violated));
+        report.notes = notes.into_inner().unwrap();
+        report.census = Some(census);
         report
     }
+
+    /// Whether to try every point: when asked to, or when the space has no more points
+    /// than the cases asked for, which sampling would spend on repeats.
+    fn exhaustive(&self, scenario: &Scenario, space: &StrikeSpace) -> bool {
+        let cases = self
+            .options
+            .cases
+            .or(scenario.cases)
+            .unwrap_or(DEFAULT_CASES) as u64;
+        self.options.exhaustive || scenario.exhaustive || space.size().is_some_and(|n| n <= cases)
+    }
+
+    /// The cases to run, in order, and what their plans come from.
+    fn case_list(
+        &self,
+        scenario: &Scenario,
+        space: &StrikeSpace,
+        report: &mut ScenarioReport,
+    ) -> Result<(Plans, Vec<CaseId>), String> {
+        let points = space.every_point();
+        let exhaustive = self.exhaustive(scenario, space);
+        if exhaustive {
+            let Some(points) = &points else {
+                return Err("exhaustive mode tries every syscall point, but this scenario strikes after delays, which are continuous: sample them instead (drop `exhaustive`)".into());
+            };
+            if points.len() as u64 > scenario.exhaustive_limit {
+                return Err(format!(
+                    "the strike space has {} points, more than the exhaustive limit of {}: narrow `nth`, `path` or the signals, or raise `exhaustive_limit`",
+                    points.len(),
+                    scenario.exhaustive_limit
+                ));
+            }
+        }
+        let plans = Plans {
+            strategy: space.strategy(),
+            points,
+        };
+        if let Some(case) = &self.options.case {
+            plans.plan(case)?;
+            return Ok((plans, vec![case.clone()]));
+        }
+        let mut ids: Vec<CaseId> = self.options.first.iter().cloned().collect();
+        if self.options.regressions
+            && let Some(file) = &scenario.source
+        {
+            let replayed = regressions::load(&regressions::path_for(file))?;
+            report.regressions_replayed = replayed.len() as u64;
+            ids.extend(replayed);
+        }
+        if exhaustive {
+            let count = plans.points.as_ref().map_or(0, Vec::len) as u64;
+            ids.extend((0..count).map(CaseId::Point));
+        } else {
+            let cases = self
+                .options
+                .cases
+                .or(scenario.cases)
+                .unwrap_or(DEFAULT_CASES);
+            ids.extend(
+                (0..cases as u64).map(|i| CaseId::seeded(plan::case_seed(self.options.seed, i))),
+            );
+        }
+        Ok((plans, ids))
+    }
+}
+
+/// The scenario's verdict from the reported case's violations.
+fn verdict(scenario: &Scenario, violated: &[InvariantName]) -> ScenarioResult {
+    if violated.is_empty() {
+        ScenarioResult::Passed
+    } else if !scenario.expect.violation.is_empty()
+        && violated
+            .iter()
+            .all(|name| scenario.expect.violation.contains(name))
+    {
+        ScenarioResult::CaughtAsExpected
+    } else {
+        ScenarioResult::Violated
+    }
+}
+
+fn names(violated: &[InvariantName]) -> String {
+    violated
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn limits(scenario: &Scenario) -> Limits {
@@ -462,7 +796,7 @@ fn run_case(
     binaries: &Binaries,
     census: &Census,
     index: u64,
-    seed: u64,
+    id: CaseId,
     plan: Plan,
 ) -> Result<CaseResult, RunError> {
     let sandbox = Sandbox::create(&scenario.setup)?;
@@ -512,7 +846,7 @@ fn run_case(
     });
     Ok(CaseResult {
         index,
-        seed,
+        id,
         plan,
         outcome,
         verdicts,

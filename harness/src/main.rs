@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use killpoint::campaign::{Campaign, CampaignOptions, ScenarioResult};
 use killpoint::os::interrupt;
+use killpoint::plan::CaseId;
 use killpoint::report::{self, CampaignReport};
 use killpoint::scenario::Scenario;
 
@@ -31,18 +32,42 @@ enum Command {
     Run {
         /// Scenario files.
         files: Vec<PathBuf>,
-        /// Cases per scenario [default: the scenario's `cases`, else 64].
+        /// New cases per scenario [default: the scenario's `cases`, else 64].
         #[arg(long, env = "KILLPOINT_CASES")]
         cases: Option<u32>,
-        /// Master seed [default: random; always printed].
+        /// Master seed [default: random; always printed]. A case id (`SEED-MOVES`, `pN`)
+        /// runs that case first.
         #[arg(long, env = "KILLPOINT_SEED")]
-        seed: Option<u64>,
-        /// Rerun exactly the case with this seed (as printed by a report).
-        #[arg(long, conflicts_with = "cases")]
-        case: Option<u64>,
+        seed: Option<CaseId>,
         /// Cases run at once [default: the number of cores].
         #[arg(long)]
         jobs: Option<usize>,
+        /// Try every point of each strike space instead of sampling.
+        #[arg(long)]
+        exhaustive: bool,
+        /// Most runs of the target spent shrinking a failure; 0 reports it unshrunk
+        /// [default: the scenario's `shrink.iterations`, else 128].
+        #[arg(long)]
+        shrink_iterations: Option<u32>,
+        /// Most time spent shrinking a failure [default: the scenario's `shrink.time`, else 60s].
+        #[arg(long, value_parser = killpoint::scenario::parse_duration)]
+        shrink_time: Option<std::time::Duration>,
+        /// Neither replay nor record the scenarios' regressions files.
+        #[arg(long)]
+        no_regressions: bool,
+        /// Also write the report as JSON to this path (atomically).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Rerun one case of a scenario verbosely: the plan, the trace around each strike,
+    /// stdout and stderr, every verdict; the sandbox is kept. Exit 1 if it violated an
+    /// invariant, 0 if every invariant held.
+    Repro {
+        /// The scenario file.
+        file: PathBuf,
+        /// The case, as a report prints it: `SEED`, `SEED-MOVES` or `pN`.
+        #[arg(long)]
+        case: CaseId,
         /// Also write the report as JSON to this path (atomically).
         #[arg(long)]
         json: Option<PathBuf>,
@@ -96,10 +121,37 @@ fn main() -> ExitCode {
             files,
             cases,
             seed,
-            case,
             jobs,
+            exhaustive,
+            shrink_iterations,
+            shrink_time,
+            no_regressions,
             json,
-        } => run(files, cases, seed, case, jobs, json),
+        } => {
+            let (seed, first) = match seed {
+                None => (rand_seed(), None),
+                Some(CaseId::Seeded { seed, moves }) if moves.0.is_empty() => (seed, None),
+                Some(id @ CaseId::Seeded { seed, .. }) => (seed, Some(id)),
+                Some(id @ CaseId::Point(_)) => (rand_seed(), Some(id)),
+            };
+            let options = CampaignOptions {
+                cases,
+                seed,
+                first,
+                jobs: jobs.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
+                exhaustive,
+                shrink_iterations,
+                shrink_time,
+                regressions: !no_regressions,
+                case: None,
+            };
+            run(files, options, json)
+        }
+        Command::Repro { file, case, json } => repro(&file, case, json),
     }
 }
 
@@ -192,14 +244,7 @@ fn default_files() -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn run(
-    files: Vec<PathBuf>,
-    cases: Option<u32>,
-    seed: Option<u64>,
-    case: Option<u64>,
-    jobs: Option<usize>,
-    json: Option<PathBuf>,
-) -> ExitCode {
+fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> ExitCode {
     let files = if files.is_empty() {
         match default_files() {
             Ok(f) => f,
@@ -226,24 +271,13 @@ fn run(
         eprintln!("error: cannot install the interrupt handler: {e}");
         return ExitCode::from(2);
     }
-    let seed = seed.unwrap_or_else(rand_seed);
-    let jobs = jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let (seed, jobs, cases) = (options.seed, options.jobs, options.cases);
     println!(
         "killpoint: seed {seed}, {} scenario(s), {jobs} job(s)",
         scenarios.len()
     );
     println!();
 
-    let options = CampaignOptions {
-        cases,
-        seed,
-        jobs,
-        case,
-    };
     let mut campaign = Campaign::new(options);
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
@@ -301,6 +335,40 @@ fn run(
         return ExitCode::from(2);
     }
     ExitCode::from(report.exit_code() as u8)
+}
+
+/// Reruns one case verbosely.
+fn repro(file: &Path, case: CaseId, json: Option<PathBuf>) -> ExitCode {
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = interrupt::install() {
+        eprintln!("error: cannot install the interrupt handler: {e}");
+        return ExitCode::from(2);
+    }
+    let mut options = CampaignOptions::new(0);
+    options.case = Some(case);
+    let result = Campaign::new(options).run_scenario(&scenario);
+    print!("{}", report::repro_text(&result));
+    if let Some(path) = json
+        && let Err(e) = report::write_json(&result, &path)
+    {
+        eprintln!(
+            "error: cannot write the JSON report to {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    ExitCode::from(match &result.result {
+        ScenarioResult::Interrupted => 130,
+        ScenarioResult::Error { .. } => 2,
+        _ if result.failure.is_some() => 1,
+        _ => 0,
+    })
 }
 
 /// A random master seed, from the OS.

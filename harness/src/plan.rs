@@ -1,13 +1,22 @@
 //! Plans: the strikes of one case, generated from a seed over the census's strike space.
 //!
 //! Plans come from a proptest `Strategy`, so they are reproducible from a seed and
-//! shrinkable (earlier entries, plainer signals, shorter delays) with proptest's own
-//! machinery. The RNG is ChaCha seeded from the case seed: the same seed means the same
-//! plan on every platform.
+//! shrinkable with proptest's own machinery. Each strike is drawn as a small "genome" of
+//! indices — which entry, which of its signals (plainest first), where in its range (the
+//! nth call, or a fraction of the delay range), which side of the call (entry first) —
+//! so that proptest's shrinking toward zero means fewer strikes, earlier entries, plainer
+//! signals, earlier calls, shorter delays and entries before exits.
+//!
+//! Seeds are stable: the RNG is ChaCha seeded from the case seed through SplitMix64, both
+//! fixed algorithms, so the same seed gives the same plan on every platform and in every
+//! release of killpoint — as long as the scenario and the census's counts are the same
+//! (a seed picks, say, the 7th of 15 writes; if the program makes 16 writes, it picks
+//! another). A change to how plans are drawn is a breaking change of the seed format.
 
 use std::fmt;
 use std::time::Duration;
 
+use proptest::collection::vec;
 use proptest::strategy::{SBoxedStrategy, Strategy, Union, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::{Deserialize, Serialize};
@@ -59,6 +68,8 @@ pub enum Clock {
     /// one; counting from there keeps strikes out of the exec-to-main window, where no
     /// program can have a handler yet.
     Handler(Signal),
+    /// From the moment the strike before it in the plan was sent.
+    Previous,
 }
 
 impl Strike {
@@ -83,6 +94,7 @@ impl fmt::Display for Strike {
                         f.write_str("after its handler was installed")
                     }
                     Clock::Handler(s) => write!(f, "after the {s} handler was installed"),
+                    Clock::Previous => f.write_str("after the strike before"),
                 }
             }
             Point::Syscall {
@@ -113,72 +125,204 @@ impl fmt::Display for Plan {
     }
 }
 
-/// The strategy of plans for a scenario, given its census. Fails when a strike point
-/// selects nothing the census saw (no such syscall, an `nth` beyond the count, a handler
-/// that never appeared).
-pub fn strategy(scenario: &Scenario, census: &Census) -> Result<SBoxedStrategy<Plan>, String> {
-    let mut options: Vec<SBoxedStrategy<Strike>> = Vec::new();
-    for (i, spec) in scenario.strikes.iter().enumerate() {
-        let to = spec.to;
-        let mut per_signal: Vec<SBoxedStrategy<Strike>> = Vec::new();
-        for &signal in &spec.signal.0 {
-            let point =
-                points(&spec.at, signal, census).map_err(|e| format!("strike[{i}]: {e}"))?;
-            per_signal.push(
-                point
-                    .prop_map(move |point| Strike { signal, to, point })
-                    .sboxed(),
-            );
-        }
-        options.push(Union::new(per_signal).sboxed());
-    }
-    Ok(Union::new(options)
-        .prop_map(|strike| Plan {
-            strikes: vec![strike],
-        })
-        .sboxed())
+/// Delays are drawn as a fraction of their range, in millionths.
+const FRACTION: u64 = 1_000_000;
+
+/// The strike space of a scenario, resolved against its census: what each `[[strike]]`
+/// entry may strike, and how many strikes a plan may have.
+#[derive(Debug, Clone)]
+pub struct StrikeSpace {
+    entries: Vec<EntrySpace>,
+    max_strikes: usize,
 }
 
-/// The points one strike entry allows for one signal.
-fn points(
-    at: &PointSpec,
-    signal: Signal,
-    census: &Census,
-) -> Result<SBoxedStrategy<Point>, String> {
+/// One `[[strike]]` entry, resolved.
+#[derive(Debug, Clone)]
+struct EntrySpace {
+    to: Recipient,
+    /// Plainest first.
+    signals: Vec<Signal>,
+    points: PointSpace,
+}
+
+#[derive(Debug, Clone)]
+enum PointSpace {
+    /// For each signal (as `signals`): its clock and delay range.
+    Delay(Vec<(Clock, DelayRange)>),
+    /// The calls `first..=last` (counted as the census did), on these sides.
+    Syscall {
+        syscall: SyscallClass,
+        path: Option<PathGlob>,
+        first: u64,
+        last: u64,
+        whens: Vec<When>,
+    },
+}
+
+impl EntrySpace {
+    /// The strike with this genome.
+    fn strike(&self, signal: usize, index: u64, when: usize) -> Strike {
+        let (to, signal_index, signal) = (self.to, signal, self.signals[signal]);
+        let point = match &self.points {
+            PointSpace::Delay(per_signal) => {
+                let (clock, range) = per_signal[signal_index];
+                let span = range.end.saturating_sub(range.start).as_nanos() as u64;
+                let after = range.start
+                    + Duration::from_nanos(
+                        (span as u128 * index.min(FRACTION) as u128 / FRACTION as u128) as u64,
+                    );
+                Point::Delay { after, clock }
+            }
+            PointSpace::Syscall {
+                syscall,
+                path,
+                whens,
+                ..
+            } => Point::Syscall {
+                syscall: *syscall,
+                path: path.clone(),
+                nth: index,
+                when: whens[when],
+            },
+        };
+        Strike { signal, to, point }
+    }
+
+    /// How many distinct points it holds; `None` for delays, which are continuous.
+    fn size(&self) -> Option<u64> {
+        match &self.points {
+            PointSpace::Delay(_) => None,
+            PointSpace::Syscall {
+                first, last, whens, ..
+            } => Some(self.signals.len() as u64 * (last - first + 1) * whens.len() as u64),
+        }
+    }
+
+    fn strategy(&self) -> SBoxedStrategy<Strike> {
+        let entry = self.clone();
+        let signals = 0..self.signals.len();
+        match &self.points {
+            PointSpace::Delay(_) => (signals, 0..=FRACTION)
+                .prop_map(move |(signal, fraction)| entry.strike(signal, fraction, 0))
+                .sboxed(),
+            PointSpace::Syscall {
+                first, last, whens, ..
+            } => (signals, *first..=*last, 0..whens.len())
+                .prop_map(move |(signal, nth, when)| entry.strike(signal, nth, when))
+                .sboxed(),
+        }
+    }
+}
+
+impl StrikeSpace {
+    /// Resolves the scenario's strike entries against its census. Fails when a strike point
+    /// selects nothing the census saw (no such syscall, an `nth` beyond the count, a
+    /// handler that never appeared).
+    pub fn new(scenario: &Scenario, census: &Census) -> Result<StrikeSpace, String> {
+        let mut entries = Vec::new();
+        for (i, spec) in scenario.strikes.iter().enumerate() {
+            let mut signals = spec.signal.0.clone();
+            signals.sort_by_key(|s| s.plainness());
+            signals.dedup();
+            let points =
+                points(&spec.at, &signals, census).map_err(|e| format!("strike[{i}]: {e}"))?;
+            entries.push(EntrySpace {
+                to: spec.to,
+                signals,
+                points,
+            });
+        }
+        Ok(StrikeSpace {
+            entries,
+            max_strikes: scenario.max_strikes.max(1) as usize,
+        })
+    }
+
+    /// The strategy of plans: one strike, or up to `max_strikes`, each from any entry.
+    pub fn strategy(&self) -> SBoxedStrategy<Plan> {
+        let strike = Union::new(self.entries.iter().map(EntrySpace::strategy));
+        vec(strike, 1..=self.max_strikes)
+            .prop_map(|mut strikes| {
+                // A later strike's delay from spawn counts from the strike before it:
+                // "SIGTERM, then SIGTERM again 2 ms later".
+                for strike in strikes.iter_mut().skip(1) {
+                    if let Point::Delay { clock, .. } = &mut strike.point
+                        && *clock == Clock::Spawn
+                    {
+                        *clock = Clock::Previous;
+                    }
+                }
+                Plan { strikes }
+            })
+            .sboxed()
+    }
+
+    /// How many single-strike points the space holds; `None` when it has delays.
+    pub fn size(&self) -> Option<u64> {
+        self.entries.iter().map(EntrySpace::size).sum()
+    }
+
+    /// Every single-strike plan, simplest first within each entry: plainer signals, then
+    /// earlier calls, then entry before exit. `None` when the space has delays.
+    pub fn every_point(&self) -> Option<Vec<Plan>> {
+        let mut all = Vec::new();
+        for entry in &self.entries {
+            let PointSpace::Syscall {
+                first, last, whens, ..
+            } = &entry.points
+            else {
+                return None;
+            };
+            for signal in 0..entry.signals.len() {
+                for nth in *first..=*last {
+                    for when in 0..whens.len() {
+                        all.push(Plan {
+                            strikes: vec![entry.strike(signal, nth, when)],
+                        });
+                    }
+                }
+            }
+        }
+        Some(all)
+    }
+}
+
+/// The points one strike entry allows, per signal.
+fn points(at: &PointSpec, signals: &[Signal], census: &Census) -> Result<PointSpace, String> {
     match at {
         PointSpec::Delay {
             after,
             after_handler,
         } => {
-            let clock = match after_handler {
-                Some(handler) => {
-                    if !census.handlers.contains_key(handler) {
-                        return Err(format!(
-                            "`after_handler = \"{handler}\"`, but the uninterrupted run never installed a {handler} handler in its main process"
-                        ));
-                    }
-                    Clock::Handler(*handler)
-                }
-                None if signal.is_catchable() && census.handlers.contains_key(&signal) => {
-                    Clock::Handler(signal)
-                }
-                None => Clock::Spawn,
-            };
-            let from = match clock {
-                Clock::Spawn => signal,
-                Clock::Handler(s) => s,
-            };
-            let range = after.unwrap_or(DelayRange {
-                start: Duration::ZERO,
-                end: census.default_span(from),
-            });
-            let nanos = range.start.as_nanos() as u64..=range.end.as_nanos() as u64;
-            Ok(nanos
-                .prop_map(move |n| Point::Delay {
-                    after: Duration::from_nanos(n),
-                    clock,
+            if let Some(handler) = after_handler
+                && !census.handlers.contains_key(handler)
+            {
+                return Err(format!(
+                    "`after_handler = \"{handler}\"`, but the uninterrupted run never installed a {handler} handler in its main process"
+                ));
+            }
+            let per_signal = signals
+                .iter()
+                .map(|&signal| {
+                    let clock = match after_handler {
+                        Some(handler) => Clock::Handler(*handler),
+                        None if signal.is_catchable() && census.handlers.contains_key(&signal) => {
+                            Clock::Handler(signal)
+                        }
+                        None => Clock::Spawn,
+                    };
+                    let from = match clock {
+                        Clock::Handler(s) => s,
+                        _ => signal,
+                    };
+                    let range = after.unwrap_or(DelayRange {
+                        start: Duration::ZERO,
+                        end: census.default_span(from),
+                    });
+                    (clock, range)
                 })
-                .sboxed())
+                .collect();
+            Ok(PointSpace::Delay(per_signal))
         }
         PointSpec::Syscall(p) => {
             let Some(syscalls) = &census.syscalls else {
@@ -204,26 +348,140 @@ fn points(
                     )
                 });
             };
-            let (syscall, path, when) = (p.syscall, p.path.clone(), p.when);
-            Ok((first..=last)
-                .prop_map(move |nth| Point::Syscall {
-                    syscall,
-                    path: path.clone(),
-                    nth,
-                    when,
-                })
-                .sboxed())
+            Ok(PointSpace::Syscall {
+                syscall: p.syscall,
+                path: p.path.clone(),
+                first,
+                last,
+                whens: p.when.all().to_vec(),
+            })
         }
     }
 }
 
-/// The plan of the case with this seed.
-pub fn generate(strategy: &SBoxedStrategy<Plan>, case_seed: u64) -> Plan {
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng(case_seed));
-    strategy
+/// A shrink path: the moves (simplify, complicate) that take a case's plan from the one
+/// its seed draws to a simpler one. Replaying them needs no runs: the value tree is a
+/// deterministic function of the seed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Moves(pub Vec<Move>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Move {
+    Simplify,
+    Complicate,
+}
+
+impl Moves {
+    /// Hex digits of the moves as bits (simplify = 1) behind a leading 1.
+    fn to_hex(&self) -> String {
+        let mut bits: Vec<bool> = vec![true];
+        bits.extend(self.0.iter().map(|m| *m == Move::Simplify));
+        // Pad at the front to whole hex digits with zeros, which the leading 1 delimits.
+        let pad = (4 - bits.len() % 4) % 4;
+        let bits: Vec<bool> = std::iter::repeat_n(false, pad).chain(bits).collect();
+        bits.chunks(4)
+            .map(|c| {
+                let digit = c.iter().fold(0u32, |acc, &b| acc << 1 | b as u32);
+                char::from_digit(digit, 16).expect("a hex digit")
+            })
+            .collect()
+    }
+
+    fn from_hex(text: &str) -> Option<Moves> {
+        let mut bits = Vec::new();
+        for c in text.chars() {
+            let digit = c.to_digit(16)?;
+            bits.extend((0..4).rev().map(|i| digit >> i & 1 == 1));
+        }
+        let lead = bits.iter().position(|&b| b)?;
+        Some(Moves(
+            bits[lead + 1..]
+                .iter()
+                .map(|&b| if b { Move::Simplify } else { Move::Complicate })
+                .collect(),
+        ))
+    }
+}
+
+/// Which case: one drawn from a seed (and maybe shrunk), or one point of an exhaustive
+/// run. Written `SEED`, `SEED-MOVES` (a shrunk case) or `pN` (exhaustive point N, from 0).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CaseId {
+    Seeded { seed: u64, moves: Moves },
+    Point(u64),
+}
+
+impl CaseId {
+    pub fn seeded(seed: u64) -> CaseId {
+        CaseId::Seeded {
+            seed,
+            moves: Moves::default(),
+        }
+    }
+}
+
+impl fmt::Display for CaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaseId::Seeded { seed, moves } if moves.0.is_empty() => write!(f, "{seed}"),
+            CaseId::Seeded { seed, moves } => write!(f, "{seed}-{}", moves.to_hex()),
+            CaseId::Point(n) => write!(f, "p{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for CaseId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<CaseId, String> {
+        let bad = || {
+            format!(
+                "`{text}` is not a case: expected a seed (`1234`), a shrunk case (`1234-5b`) or an exhaustive point (`p17`)"
+            )
+        };
+        let text = text.trim();
+        if let Some(n) = text.strip_prefix('p') {
+            return n.parse().map(CaseId::Point).map_err(|_| bad());
+        }
+        let (seed, moves) = match text.split_once('-') {
+            Some((seed, moves)) => (seed, Moves::from_hex(moves).ok_or_else(bad)?),
+            None => (text, Moves::default()),
+        };
+        Ok(CaseId::Seeded {
+            seed: seed.parse().map_err(|_| bad())?,
+            moves,
+        })
+    }
+}
+
+impl Serialize for CaseId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A plan's value tree, as drawn from `seed` and moved along `moves`.
+pub fn tree(
+    strategy: &SBoxedStrategy<Plan>,
+    seed: u64,
+    moves: &Moves,
+) -> Box<dyn ValueTree<Value = Plan>> {
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng(seed));
+    let mut tree = strategy
         .new_tree(&mut runner)
-        .expect("plan strategies never reject")
-        .current()
+        .expect("plan strategies never reject");
+    for m in &moves.0 {
+        match m {
+            Move::Simplify => tree.simplify(),
+            Move::Complicate => tree.complicate(),
+        };
+    }
+    tree
+}
+
+/// The plan of the case with this seed, before any shrinking.
+pub fn generate(strategy: &SBoxedStrategy<Plan>, case_seed: u64) -> Plan {
+    tree(strategy, case_seed, &Moves::default()).current()
 }
 
 fn rng(seed: u64) -> TestRng {
@@ -234,8 +492,12 @@ fn rng(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
-/// The seed of case `index` of the campaign with `master` seed.
+/// The seed of case `index` of the campaign with `master` seed. Case 0's is the master
+/// seed itself, so a case seed given as the master seed reruns that case first.
 pub fn case_seed(master: u64, index: u64) -> u64 {
+    if index == 0 {
+        return master;
+    }
     splitmix64(master ^ splitmix64(index))
 }
 
@@ -247,8 +509,9 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Scenarios and censuses for the tests of plans and shrinking.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::census::HandlerSeen;
     use crate::outcome::Capture;
@@ -256,12 +519,12 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
-    fn scenario(strikes: &str) -> Scenario {
+    pub fn scenario(strikes: &str) -> Scenario {
         let text = format!("name = \"p\"\ncommand = [\"true\"]\n{strikes}");
         Scenario::parse(&text, Path::new("p.toml")).unwrap()
     }
 
-    fn census(duration_ms: u64, term_handler_ms: Option<u64>) -> Census {
+    pub fn census(duration_ms: u64, term_handler_ms: Option<u64>) -> Census {
         let mut handlers = BTreeMap::new();
         if let Some(ms) = term_handler_ms {
             handlers.insert(
@@ -285,6 +548,31 @@ mod tests {
         }
     }
 
+    pub fn traced(calls: &[(SyscallClass, &str, u64)]) -> Census {
+        let mut census = census(100, Some(1));
+        let mut syscalls = crate::syscalls::SyscallCensus::default();
+        let mut seq = 0;
+        for &(class, path, count) in calls {
+            for _ in 0..count {
+                seq += 1;
+                syscalls.add_call(&crate::syscalls::Call::naming(class, path), seq);
+            }
+        }
+        census.syscalls = Some(syscalls);
+        census
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{census, scenario, traced};
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn space(s: &Scenario, census: &Census) -> SBoxedStrategy<Plan> {
+        StrikeSpace::new(s, census).unwrap().strategy()
+    }
+
     fn delay(strike: &Strike) -> (Duration, Clock) {
         match strike.point {
             Point::Delay { after, clock } => (after, clock),
@@ -295,7 +583,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_plan() {
         let s = scenario("[[strike]]\nsignal = [\"SIGTERM\", \"SIGINT\"]\n");
-        let strategy = strategy(&s, &census(200, Some(2))).unwrap();
+        let strategy = space(&s, &census(200, Some(2)));
         let plans: Vec<Plan> = (0..32)
             .map(|i| generate(&strategy, case_seed(7, i)))
             .collect();
@@ -312,7 +600,7 @@ mod tests {
     #[test]
     fn default_delays_span_the_census_from_the_handler() {
         let s = scenario("[[strike]]\nsignal = [\"SIGTERM\", \"SIGKILL\"]\n");
-        let strategy = strategy(&s, &census(200, Some(50))).unwrap();
+        let strategy = space(&s, &census(200, Some(50)));
         let plans: Vec<Plan> = (0..200)
             .map(|i| generate(&strategy, case_seed(1, i)))
             .collect();
@@ -343,27 +631,13 @@ mod tests {
     #[test]
     fn a_declared_range_bounds_the_delay() {
         let s = scenario("[[strike]]\nsignal = \"SIGINT\"\nat = { after = \"10ms..20ms\" }\n");
-        let strategy = strategy(&s, &census(500, None)).unwrap();
+        let strategy = space(&s, &census(500, None));
         for i in 0..100 {
             let strike = &generate(&strategy, case_seed(3, i)).strikes[0];
             let (after, clock) = delay(strike);
             assert_eq!(clock, Clock::Spawn, "the census saw no SIGINT handler");
             assert!((Duration::from_millis(10)..=Duration::from_millis(20)).contains(&after));
         }
-    }
-
-    fn traced(calls: &[(SyscallClass, &str, u64)]) -> Census {
-        let mut census = census(100, Some(1));
-        let mut syscalls = crate::syscalls::SyscallCensus::default();
-        let mut seq = 0;
-        for &(class, path, count) in calls {
-            for _ in 0..count {
-                seq += 1;
-                syscalls.add_call(&crate::syscalls::Call::naming(class, path), seq);
-            }
-        }
-        census.syscalls = Some(syscalls);
-        census
     }
 
     #[test]
@@ -375,7 +649,7 @@ mod tests {
             (SyscallClass::Write, "out.json", 5),
             (SyscallClass::Write, "<stdout pipe:[1]>", 9),
         ]);
-        let strategy = strategy(&s, &census).unwrap();
+        let strategy = space(&s, &census);
         let nths: BTreeSet<u64> = (0..200)
             .map(
                 |i| match &generate(&strategy, case_seed(5, i)).strikes[0].point {
@@ -404,7 +678,7 @@ mod tests {
     fn a_syscall_point_the_census_never_reached_is_an_error() {
         let census = traced(&[(SyscallClass::Write, "out.json", 3)]);
         let none = scenario("[[strike]]\nsignal = \"SIGTERM\"\nat = { syscall = \"rename\" }\n");
-        let e = strategy(&none, &census).unwrap_err();
+        let e = StrikeSpace::new(&none, &census).unwrap_err();
         assert!(
             e.starts_with("strike[0]: the uninterrupted run made no rename call"),
             "{e}"
@@ -412,11 +686,11 @@ mod tests {
         let beyond = scenario(
             "[[strike]]\nsignal = \"SIGTERM\"\nat = { syscall = \"write\", nth = \"4..\" }\n",
         );
-        let e = strategy(&beyond, &census).unwrap_err();
+        let e = StrikeSpace::new(&beyond, &census).unwrap_err();
         assert!(e.contains("made 3 write calls"), "{e}");
         let handler =
             scenario("[[strike]]\nsignal = \"SIGTERM\"\nat = { after_handler = \"SIGINT\" }\n");
-        let e = strategy(&handler, &census).unwrap_err();
+        let e = StrikeSpace::new(&handler, &census).unwrap_err();
         assert!(e.contains("never installed a SIGINT handler"), "{e}");
     }
 

@@ -9,12 +9,13 @@ use serde::Serialize;
 
 use std::collections::BTreeSet;
 
-use crate::campaign::{ScenarioReport, ScenarioResult};
+use crate::campaign::{Coverage, ScenarioReport, ScenarioResult};
 use crate::census::Census;
 use crate::invariants::ms;
 use crate::os::tracer::AGAIN;
 use crate::outcome::{FileState, Outcome, StrikeRecord};
-use crate::plan::Point;
+use crate::plan::{CaseId, Point};
+use crate::shrink::Stopped;
 use crate::syscalls::{Event, SyscallClass, What, matches};
 
 /// A whole campaign, as written to `--json`.
@@ -66,53 +67,213 @@ pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The command that reruns exactly one case of a scenario.
-pub fn rerun_command(report: &ScenarioReport, case_seed: u64) -> String {
+/// The commands that rerun exactly one case: with the CLI, and through the scenario's
+/// test (tests are named after their scenario).
+pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> [String; 2] {
     let file = report
         .file
         .as_ref()
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| report.scenario.clone());
-    format!("killpoint run {file} --case {case_seed}")
+    [
+        format!("killpoint repro {file} --case {case}"),
+        format!(
+            "KILLPOINT_SEED={case} cargo nextest run -E 'test(={})'",
+            report.name
+        ),
+    ]
 }
+
+/// How much of the strike space was tried: `tried 96/96 points (exhaustive)`, `tried 64
+/// of 3,210 points`; nothing for delay spaces, which are continuous.
+pub fn coverage_text(coverage: &Coverage) -> Option<String> {
+    let total = coverage.total?;
+    Some(if coverage.exhaustive {
+        format!(
+            "tried {}/{} points (exhaustive)",
+            thousands(coverage.tried),
+            thousands(total)
+        )
+    } else {
+        format!(
+            "tried {} of {} points",
+            thousands(coverage.tried),
+            thousands(total)
+        )
+    })
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The census in one line: `exit 0 in 41.2 ms; out.json 1048576 bytes; handlers: …`.
+fn census_line(census: &Census) -> String {
+    let outputs: Vec<String> = census
+        .golden
+        .iter()
+        .map(|(path, g)| match g {
+            Some(g) => format!("{path} {} bytes", g.size),
+            None => format!("{path} absent"),
+        })
+        .collect();
+    let handlers: Vec<String> = census
+        .handlers
+        .iter()
+        .map(|(s, h)| format!("{s} at {}", ms(h.at)))
+        .collect();
+    format!(
+        "{} in {}{}{}",
+        census.status,
+        ms(census.duration),
+        if outputs.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", outputs.join(", "))
+        },
+        if handlers.is_empty() {
+            "; no handlers seen".to_string()
+        } else {
+            format!("; handlers: {}", handlers.join(", "))
+        },
+    )
+}
+
+/// The verbose report of one reproduced case (`killpoint repro`): the plan, what each
+/// strike hit, the trace around it per process, stdout and stderr, every verdict, and
+/// where the sandbox was kept.
+pub fn repro_text(report: &ScenarioReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({})", report.scenario, report.name);
+    if let Some(census) = &report.census {
+        let _ = writeln!(out, "  census: {}", census_line(census));
+    }
+    let Some(case) = &report.case else {
+        match &report.result {
+            ScenarioResult::Error { message } => {
+                let _ = writeln!(out, "  ERROR: {message}");
+            }
+            ScenarioResult::Interrupted => {
+                let _ = writeln!(out, "  INTERRUPTED");
+            }
+            _ => {}
+        }
+        return out;
+    };
+    let _ = writeln!(out, "  case {}", case.case_id);
+    let _ = writeln!(out, "  plan: {}", case.plan);
+    for record in &case.outcome.strikes {
+        let mut line = format!("  strike: {}", record.signal);
+        match record.sent_at {
+            Some(at) => {
+                let _ = write!(line, " sent at {}", ms(at));
+                line.push_str(if record.caught {
+                    ", to a process with a handler for it"
+                } else {
+                    ", to a process with no handler for it"
+                });
+            }
+            None => line.push_str(" never sent: the target was gone before its point"),
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(census) = &report.census {
+        for line in strike_story(&case.outcome, census) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if case.outcome.trace.is_empty() {
+        let _ = writeln!(
+            out,
+            "  trace: none (delay strikes run untraced; syscall points trace the target)"
+        );
+    }
+    for process in &case.outcome.trace {
+        let _ = writeln!(out, "  trace of pid {} ({}):", process.pid, process.command);
+        for event in &process.before {
+            let _ = writeln!(out, "    {event}");
+        }
+        let _ = writeln!(out, "    ── first strike ──");
+        for event in &process.after {
+            let _ = writeln!(out, "    {event}");
+        }
+        if process.more_after > 0 {
+            let _ = writeln!(out, "    … {} more events", process.more_after);
+        }
+    }
+    let _ = writeln!(out, "  {}", outcome_line(&case.outcome));
+    for (name, capture) in [
+        ("stdout", &case.outcome.stdout),
+        ("stderr", &case.outcome.stderr),
+    ] {
+        let lines: Vec<&str> = capture.text.lines().collect();
+        let shown = &lines[lines.len().saturating_sub(REPRO_LINES)..];
+        let _ = writeln!(
+            out,
+            "  {name}: {} bytes{}",
+            capture.total_bytes,
+            if shown.len() < lines.len() {
+                format!(", the last {} lines:", shown.len())
+            } else if shown.is_empty() {
+                String::new()
+            } else {
+                ":".into()
+            }
+        );
+        for line in shown {
+            let _ = writeln!(out, "    | {line}");
+        }
+    }
+    let _ = writeln!(out, "  verdicts:");
+    for name in &report.checked {
+        match case.violations.iter().find(|(n, _)| n == name) {
+            Some((_, evidence)) => {
+                let _ = writeln!(out, "    {name}: VIOLATED");
+                for line in evidence {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "    {name}: held");
+            }
+        }
+    }
+    if let Some(dir) = &case.sandbox {
+        let _ = writeln!(out, "  sandbox kept: {}", dir.display());
+    }
+    out
+}
+
+/// How many lines of stdout and of stderr a reproduction shows.
+const REPRO_LINES: usize = 40;
 
 /// The human report of one scenario.
 pub fn scenario_text(report: &ScenarioReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} ({})", report.scenario, report.name);
     if let Some(census) = &report.census {
-        let outputs: Vec<String> = census
-            .golden
-            .iter()
-            .map(|(path, g)| match g {
-                Some(g) => format!("{path} {} bytes", g.size),
-                None => format!("{path} absent"),
-            })
-            .collect();
-        let handlers: Vec<String> = census
-            .handlers
-            .iter()
-            .map(|(s, h)| format!("{s} at {}", ms(h.at)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  census: {} in {}{}{}",
-            census.status,
-            ms(census.duration),
-            if outputs.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", outputs.join(", "))
-            },
-            if handlers.is_empty() {
-                "; no handlers seen".to_string()
-            } else {
-                format!("; handlers: {}", handlers.join(", "))
-            },
-        );
+        let _ = writeln!(out, "  census: {}", census_line(census));
     }
     let checked: Vec<&str> = report.checked.iter().map(|n| n.as_str()).collect();
-    let cases = format!("{} of {} cases", report.cases_run, report.cases_planned);
+    let mut cases = format!("{} of {} cases run", report.cases_run, report.cases_planned);
+    if report.regressions_replayed > 0 {
+        let _ = write!(
+            cases,
+            " ({} from the regressions file)",
+            report.regressions_replayed
+        );
+    }
+    if let Some(coverage) = report.coverage.as_ref().and_then(coverage_text) {
+        let _ = write!(cases, ", {coverage}");
+    }
     match &report.result {
         ScenarioResult::Passed => {
             let _ = writeln!(
@@ -120,15 +281,6 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
                 "  PASSED: {cases}, every invariant held ({})",
                 checked.join(", ")
             );
-            if let Some(case) = &report.case {
-                let _ = writeln!(out, "    plan: {}", case.plan);
-                if let Some(census) = &report.census {
-                    for line in strike_story(&case.outcome, census) {
-                        let _ = writeln!(out, "    {line}");
-                    }
-                }
-                let _ = writeln!(out, "    {}", outcome_line(&case.outcome));
-            }
         }
         ScenarioResult::Missed => {
             let expected: Vec<&str> = report.expected.iter().map(|n| n.as_str()).collect();
@@ -157,12 +309,33 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {head}: {} at case {} of {} (case seed {})",
+                "  {head}: {} at case {} ({cases})",
                 names.join(", "),
                 failure.case_index + 1,
-                report.cases_planned,
-                failure.case_seed
             );
+            if let Some(shrink) = &report.shrink
+                && shrink.steps > 0
+            {
+                let _ = writeln!(
+                    out,
+                    "    shrunk from: {} (case {})",
+                    shrink.from_plan, shrink.from
+                );
+                let _ = writeln!(
+                    out,
+                    "      in {} step{} ({} runs, {}{})",
+                    shrink.steps,
+                    if shrink.steps == 1 { "" } else { "s" },
+                    shrink.runs,
+                    ms(shrink.elapsed),
+                    match shrink.stopped {
+                        Stopped::Minimal => "",
+                        Stopped::Iterations => "; the run budget ran out",
+                        Stopped::Time => "; the time budget ran out",
+                        Stopped::Aborted => "; cut short",
+                    }
+                );
+            }
             let _ = writeln!(out, "    plan: {}", failure.plan);
             if let Some(census) = &report.census {
                 for line in strike_story(&failure.outcome, census) {
@@ -182,11 +355,9 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
             if let Some(dir) = &failure.sandbox {
                 let _ = writeln!(out, "    sandbox kept: {}", dir.display());
             }
-            let _ = writeln!(
-                out,
-                "    rerun: {}",
-                rerun_command(report, failure.case_seed)
-            );
+            let [repro, test] = rerun_commands(report, &failure.case_id);
+            let _ = writeln!(out, "    rerun: {repro}");
+            let _ = writeln!(out, "       or: {test}");
         }
     }
     out

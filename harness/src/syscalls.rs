@@ -123,6 +123,85 @@ pub enum When {
     Exit,
 }
 
+/// The sides a syscall point may strike: `"entry"`, `"exit"`, `"both"`, or a list. Kept
+/// sorted, entry first, so shrinking and exhaustive order try the entry first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Whens(Vec<When>);
+
+impl Whens {
+    pub fn one(when: When) -> Whens {
+        Whens(vec![when])
+    }
+
+    pub fn new(mut whens: Vec<When>) -> Whens {
+        whens.sort_by_key(|w| *w == When::Exit);
+        whens.dedup();
+        Whens(whens)
+    }
+
+    pub fn all(&self) -> &[When] {
+        &self.0
+    }
+
+    pub fn contains(&self, when: When) -> bool {
+        self.0.contains(&when)
+    }
+}
+
+impl Default for Whens {
+    fn default() -> Self {
+        Whens::one(When::Entry)
+    }
+}
+
+impl fmt::Display for Whens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            _ => f.write_str("both"),
+        }
+    }
+}
+
+impl Serialize for Whens {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Whens {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "\"entry\", \"exit\", \"both\" or a list of them"
+        )]
+        enum Raw {
+            One(String),
+            Many(Vec<When>),
+        }
+        let whens = match Raw::deserialize(d)? {
+            Raw::One(text) => match text.as_str() {
+                "entry" => vec![When::Entry],
+                "exit" => vec![When::Exit],
+                "both" => vec![When::Entry, When::Exit],
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown `when` `{other}`: expected \"entry\", \"exit\" or \"both\""
+                    )));
+                }
+            },
+            Raw::Many(list) if list.is_empty() => {
+                return Err(serde::de::Error::custom(
+                    "an empty `when` list: give \"entry\", \"exit\" or both",
+                ));
+            }
+            Raw::Many(list) => list,
+        };
+        Ok(Whens::new(whens))
+    }
+}
+
 impl fmt::Display for When {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -25,7 +25,7 @@ fn correct_atomic_writer_holds_for_64_cases() {
     assert_eq!(scenario["cases_run"], 64);
     assert!(
         ran.stdout
-            .contains("PASSED: 64 of 64 cases, every invariant held"),
+            .contains("PASSED: 64 of 64 cases run, every invariant held"),
         "{}",
         ran.stdout
     );
@@ -67,9 +67,9 @@ fn inplace_bug_is_caught_as_atomic_output_with_the_truncated_file_as_evidence() 
             "{}",
             ran.stdout
         );
+        let case = failure["case_id"].as_str().unwrap();
         let rerun = format!(
-            "rerun: killpoint run scenarios/atomic-writer-inplace.toml --case {}",
-            failure["case_seed"]
+            "    rerun: killpoint repro scenarios/atomic-writer-inplace.toml --case {case}\n       or: KILLPOINT_SEED={case} cargo nextest run -E 'test(=atomic-writer-inplace)'\n"
         );
         assert!(ran.stdout.contains(&rerun), "{}", ran.stdout);
     }

@@ -7,20 +7,20 @@ use std::path::Path;
 use serde_json::Value;
 
 mod common;
-use common::{Ran, campaign, killpoint, scenario_dir};
+use common::{Ran, campaign, killpoint, repro, scenario_dir};
 
 const CHUNK: u64 = 65536;
 
-/// Writes a scenario file beside the scenarios crate and reruns its case 1, whose report
-/// then carries the whole outcome.
+/// Writes a scenario file beside the scenarios crate and reproduces its case 1, whose
+/// report then carries the whole outcome.
 fn strike(dir: &Path, name: &str, text: &str) -> Ran {
     let file = dir.join(format!("{name}.toml"));
     fs::write(&file, format!("name = \"{name}\"\n{text}")).unwrap();
-    campaign(&[file.to_str().unwrap(), "--case", "1"])
+    repro(file.to_str().unwrap(), "1")
 }
 
 fn case(ran: &Ran) -> &Value {
-    let case = &ran.json["scenarios"][0]["case"];
+    let case = &ran.json["case"];
     assert!(
         case.is_object(),
         "no case in the report\n{}{}",
@@ -83,11 +83,16 @@ fn an_entry_strike_lands_before_the_write_and_an_exit_strike_after_it() {
             if k - missing == 16 {
                 // Struck after the last write: the file is complete, no bug to see.
                 assert_eq!(after["state"], "golden", "{label}: {after}");
-                assert_eq!(ran.json["scenarios"][0]["result"]["result"], "missed");
+                assert_eq!(ran.json["result"]["result"], "passed");
+                assert_eq!(ran.code, 0, "a reproduction that holds exits 0");
             } else {
-                assert_eq!(ran.code, 0, "{label}\n{}{}", ran.stdout, ran.stderr);
                 assert_eq!(
-                    ran.json["scenarios"][0]["result"]["result"], "caught-as-expected",
+                    ran.code, 1,
+                    "a reproduced violation exits 1\n{label}\n{}{}",
+                    ran.stdout, ran.stderr
+                );
+                assert_eq!(
+                    ran.json["result"]["result"], "caught-as-expected",
                     "{label}"
                 );
                 assert_eq!(after["state"], "other", "{label}: {after}");
@@ -256,7 +261,7 @@ outputs = ["out.json"]
         ran.stdout
     );
     for _ in 0..4 {
-        let ran = campaign(&[file.to_str().unwrap(), "--case", "9"]);
+        let ran = repro(file.to_str().unwrap(), "9");
         let strike = &case(&ran)["outcome"]["strikes"][0];
         assert_eq!(strike["point"]["clock"]["handler"], "SIGTERM", "{strike}");
         assert_eq!(strike["caught"], true, "the handler existed: {strike}");
@@ -315,7 +320,7 @@ interrupted = [3]
 }
 
 #[test]
-fn the_same_seed_strikes_the_same_call_on_every_rerun() {
+fn repro_with_the_printed_case_reproduces_the_same_violation_20_of_20_times() {
     let dir = scenario_dir();
     let file = dir.path().join("rerun.toml");
     fs::write(
@@ -327,10 +332,28 @@ fn the_same_seed_strikes_the_same_call_on_every_rerun() {
         ),
     )
     .unwrap();
+    // The campaign finds the bug, shrinks it and prints the command that reruns it.
+    let found = campaign(&[file.to_str().unwrap(), "--seed", "424242", "--cases", "8"]);
+    assert_eq!(found.code, 0, "caught as expected\n{}", found.stdout);
+    let prefix = format!("rerun: killpoint repro {} --case ", file.display());
+    let printed = found
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no rerun line in\n{}", found.stdout))
+        .to_string();
+    let reported = &found.json["scenarios"][0]["failure"];
+    assert_eq!(reported["case_id"], printed.as_str());
     let mut seen = Vec::new();
     for _ in 0..20 {
-        let ran = campaign(&[file.to_str().unwrap(), "--case", "424242"]);
-        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+        let ran = repro(file.to_str().unwrap(), &printed);
+        assert_eq!(
+            ran.code, 1,
+            "the violation again\n{}{}",
+            ran.stdout, ran.stderr
+        );
+        assert_eq!(ran.json["case"]["violations"], reported["violations"]);
+        assert_eq!(ran.json["case"]["plan"], reported["plan"]);
         let outcome = &case(&ran)["outcome"];
         let strike = &outcome["strikes"][0];
         seen.push((
@@ -343,9 +366,9 @@ fn the_same_seed_strikes_the_same_call_on_every_rerun() {
         ));
     }
     assert!(seen.iter().all(|s| *s == seen[0]), "{seen:#?}");
-    let nth = seen[0].0.as_u64().unwrap();
-    assert!((1..=16).contains(&nth));
-    assert_eq!(seen[0].4, (nth - 1) * CHUNK);
+    // Every write shows the bug, so shrinking reached the first.
+    assert_eq!(seen[0].0, 1, "{seen:#?}");
+    assert_eq!(seen[0].4, 0, "killed before its first write: an empty file");
 }
 
 #[test]

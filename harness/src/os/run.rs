@@ -745,6 +745,14 @@ impl State {
             if progress.records[index].clock_started_at.is_none() {
                 match clock {
                     Clock::Spawn => progress.records[index].clock_started_at = Some(Duration::ZERO),
+                    Clock::Previous => {
+                        // The strike before has been dealt with (it is this one's turn);
+                        // if it never reached the target, count from now.
+                        let before = index
+                            .checked_sub(1)
+                            .and_then(|i| progress.records[i].sent_at);
+                        progress.records[index].clock_started_at = Some(before.unwrap_or(now));
+                    }
                     Clock::Handler(signal) => {
                         // The tracer saw the rt_sigaction; else /proc shows the handler,
                         // and the time is taken after it did: never before it existed.

@@ -723,12 +723,18 @@ impl Tracer {
         let handler = (class == SyscallClass::Sigaction)
             .then(|| installs_handler(tid, &args))
             .flatten();
-        // Is a strike due at this call? Count it for every syscall strike it matches.
+        // Is a strike due at this call? Count it for the syscall strike whose turn it is:
+        // a plan's later strike counts its calls from the strike before it.
         let mut due = None;
-        for (i, strike) in self.setup.strikes.iter().enumerate() {
-            if strike.class == class && matches(strike.path.as_ref(), &call.paths) {
+        for i in 0..self.setup.strikes.len() {
+            let strike = &self.setup.strikes[i];
+            let nth = strike.nth;
+            if strike.class == class
+                && matches(strike.path.as_ref(), &call.paths)
+                && self.its_turn(i)
+            {
                 self.counts[i] += 1;
-                if self.counts[i] == strike.nth && due.is_none() {
+                if self.counts[i] == nth && due.is_none() {
                     due = Some(i);
                 }
             }

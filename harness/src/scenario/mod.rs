@@ -19,7 +19,7 @@ pub use values::{
 };
 
 use crate::invariants::InvariantName;
-use crate::syscalls::{ClassSet, SyscallClass, When};
+use crate::syscalls::{ClassSet, SyscallClass, When, Whens};
 
 /// What to run, which strikes may hit it, and what must hold afterwards.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +45,19 @@ pub struct Scenario {
     /// How many cases a campaign runs when the command line does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases: Option<u32>,
+    /// How many strikes one case may have (each picks an entry, a signal and a point);
+    /// a later strike's point counts from the strike before it.
+    #[serde(default = "one", deserialize_with = "strike_count")]
+    pub max_strikes: u32,
+    /// Try every point of the strike space instead of sampling `cases` of them.
+    #[serde(default)]
+    pub exhaustive: bool,
+    /// The most points an exhaustive run may try.
+    #[serde(default = "default_exhaustive_limit")]
+    pub exhaustive_limit: u64,
+    /// How long a failure may be shrunk.
+    #[serde(default)]
+    pub shrink: ShrinkBudget,
     /// The strike space: each case picks one entry, one of its signals and one point.
     #[serde(rename = "strike", default)]
     pub strikes: Vec<StrikeSpec>,
@@ -57,6 +70,58 @@ pub struct Scenario {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The most strikes a plan may have: more is a storm, not a plan.
+pub const MAX_STRIKES: u32 = 16;
+
+fn strike_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if !(1..=MAX_STRIKES).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "`max_strikes` must be 1 to {MAX_STRIKES}, not {n}"
+        )));
+    }
+    Ok(n)
+}
+
+/// The default bound on an exhaustive run's points.
+pub const DEFAULT_EXHAUSTIVE_LIMIT: u64 = 512;
+
+fn default_exhaustive_limit() -> u64 {
+    DEFAULT_EXHAUSTIVE_LIMIT
+}
+
+/// How much shrinking a failure may take: runs of the target, and wall time. Whichever
+/// runs out first ends it, keeping the simplest failing plan found so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShrinkBudget {
+    #[serde(default = "default_shrink_iterations")]
+    pub iterations: u32,
+    #[serde(default = "default_shrink_time", with = "values::duration")]
+    pub time: Duration,
+}
+
+impl Default for ShrinkBudget {
+    fn default() -> Self {
+        ShrinkBudget {
+            iterations: default_shrink_iterations(),
+            time: default_shrink_time(),
+        }
+    }
+}
+
+fn default_shrink_iterations() -> u32 {
+    128
+}
+
+fn default_shrink_time() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn non_empty_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arg>, D::Error> {
@@ -128,9 +193,11 @@ pub struct SyscallPoint {
     pub syscall: SyscallClass,
     /// Only calls naming a path that matches (sandbox-relative); `None`: every call.
     pub path: Option<PathGlob>,
-    /// Which of the matching calls, counted from 1 over the whole process tree.
+    /// Which of the matching calls, counted from 1 over the whole process tree (for a
+    /// plan's later strikes: from the strike before).
     pub nth: Nth,
-    pub when: When,
+    /// The sides to strike; `both` lets a case choose.
+    pub when: Whens,
 }
 
 /// A point as written in the file; checked into a [`PointSpec`].
@@ -148,7 +215,7 @@ struct RawPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nth: Option<Nth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    when: Option<When>,
+    when: Option<Whens>,
 }
 
 impl TryFrom<RawPoint> for PointSpec {
@@ -183,7 +250,9 @@ impl TryFrom<RawPoint> for PointSpec {
         if raw.path.is_some() && !syscall.has_path() {
             return Err(format!("`{syscall}` calls name no file: drop `path`"));
         }
-        if syscall == SyscallClass::Exit && raw.when == Some(When::Exit) {
+        if syscall == SyscallClass::Exit
+            && raw.when.as_ref().is_some_and(|w| w.contains(When::Exit))
+        {
             return Err("`exit` (exit_group) never returns: strike at its entry".into());
         }
         Ok(PointSpec::Syscall(SyscallPoint {
@@ -577,13 +646,13 @@ violation = "atomic-output"
         assert_eq!(write.syscall, SyscallClass::Write);
         assert_eq!(write.path.as_ref().unwrap().as_str(), "out.json*");
         assert_eq!(write.nth, Nth::default());
-        assert_eq!(write.when, When::Entry);
+        assert_eq!(write.when, Whens::one(When::Entry));
         let PointSpec::Syscall(rename) = &s.strikes[1].at else {
             panic!("{:?}", s.strikes[1].at)
         };
         assert_eq!(
-            (rename.nth.to_string().as_str(), rename.when),
-            ("last", When::Exit)
+            (rename.nth.to_string().as_str(), rename.when.clone()),
+            ("last", Whens::one(When::Exit))
         );
         assert_eq!(
             s.strikes[2].at,

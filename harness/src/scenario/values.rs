@@ -163,6 +163,16 @@ impl Signal {
     }
 
     /// A signal a program can catch and answer with a graceful shutdown.
+    /// How plain a signal is, for shrinking and exhaustive order: SIGTERM (what every
+    /// orchestrator sends), then SIGINT (Ctrl-C), then the others by number.
+    pub fn plainness(self) -> (u8, i32) {
+        match self {
+            Signal::SIGTERM => (0, 0),
+            Signal::SIGINT => (1, 0),
+            other => (2, other.number()),
+        }
+    }
+
     pub fn is_catchable(self) -> bool {
         !matches!(
             self.0,

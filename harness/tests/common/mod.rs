@@ -79,6 +79,56 @@ pub fn campaign(args: &[&str]) -> Ran {
     }
 }
 
+/// Reruns one case with `killpoint repro FILE --case ID --json`; the JSON is the
+/// scenario's report, whose `case` is the case as it ran.
+pub fn repro(file: &str, case: &str) -> Ran {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("report.json");
+    let args = [
+        "repro",
+        file,
+        "--case",
+        case,
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = killpoint(&args, tmp.path()).output().unwrap();
+    let json: Value =
+        serde_json::from_slice(&fs::read(&json).unwrap_or_default()).unwrap_or(Value::Null);
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    // A reproduction keeps its sandbox, and nothing else.
+    let mut allowed = vec![tmp.path().join("report.json")];
+    if let Some(kept) = json["case"]["sandbox"].as_str() {
+        assert!(
+            stdout.contains(&format!("sandbox kept: {kept}")),
+            "{stdout}"
+        );
+        allowed.push(PathBuf::from(kept));
+    }
+    let mut left: Vec<PathBuf> = fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    left.sort();
+    allowed.sort();
+    assert_eq!(
+        left, allowed,
+        "the reproduction left files behind\n{stdout}"
+    );
+    Ran {
+        _tmp: tmp,
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        json,
+    }
+}
+
 /// A temp directory beside the scenarios crate, so that `{bin:NAME}` in a scenario file
 /// written there resolves as it does for the bundled ones.
 pub fn scenario_dir() -> tempfile::TempDir {
