@@ -461,14 +461,17 @@ impl Campaign {
             };
             return report;
         }
+        let mut failures = failures.into_inner().unwrap();
+        failures.sort_by_key(|r| r.index);
         if interrupt::requested() {
+            // A failure found before the stop is reported (it is in the regressions file
+            // too), unshrunk, and nothing is kept behind.
+            report.failure = failures.into_iter().next().map(|f| f.into_failure(false));
             report.notes = notes.into_inner().unwrap();
             report.census = Some(census);
             report.result = ScenarioResult::Interrupted;
             return report;
         }
-        let mut failures = failures.into_inner().unwrap();
-        failures.sort_by_key(|r| r.index);
         let Some(failed) = failures.into_iter().next() else {
             report.notes = notes.into_inner().unwrap();
             report.census = Some(census);
@@ -544,6 +547,11 @@ impl Campaign {
         }
         let violated = failed.violated();
         report.result = verdict(scenario, &violated);
+        if interrupt::requested() {
+            // Asked to stop while shrinking: the failure found so far is reported (and is
+            // in the regressions file), but nothing is kept behind.
+            report.result = ScenarioResult::Interrupted;
+        }
         // Keep the sandbox of an unexpected violation for inspection; an expected one is
         // the planted bug doing what it does, and its sandbox goes.
         report.failure = Some(failed.into_failure(report.result == ScenarioResult::Violated));

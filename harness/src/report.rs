@@ -267,7 +267,7 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
     if report.regressions_replayed > 0 {
         let _ = write!(
             cases,
-            " ({} from the regressions file)",
+            ", {} from the regressions file",
             report.regressions_replayed
         );
     }
@@ -295,6 +295,19 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
         }
         ScenarioResult::Interrupted => {
             let _ = writeln!(out, "  INTERRUPTED after {cases}");
+            if let Some(failure) = &report.failure {
+                let names: Vec<&str> = failure.violations.iter().map(|(n, _)| n.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "    found before the stop: a violation of {} at case {}",
+                    names.join(", "),
+                    failure.case_index + 1
+                );
+                let _ = writeln!(out, "    plan: {}", failure.plan);
+                let [repro, test] = rerun_commands(report, &failure.case_id);
+                let _ = writeln!(out, "    rerun: {repro}");
+                let _ = writeln!(out, "       or: {test}");
+            }
         }
         ScenarioResult::CaughtAsExpected | ScenarioResult::Violated => {
             let failure = report

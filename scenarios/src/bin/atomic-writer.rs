@@ -9,12 +9,15 @@
 //! - `inplace`: truncates the destination and writes it directly: a strike mid-write
 //!   leaves a truncated document.
 //! - `exit0`: cancels correctly but exits 0, so a cancelled run looks like success.
+//! - `index-inplace`: writes the document atomically, then its index (`OUTPUT.idx`, four
+//!   chunks) in place: only a strike during the index's writes leaves a torn file, so the
+//!   bug shows late in the run, after every write of the document went well.
 //!
 //! `--no-handlers` leaves SIGTERM and SIGINT at their default action (the process dies
 //! where the signal finds it), as a program that never thought about signals would.
 //!
 //! Usage: atomic-writer --output PATH [--size BYTES] [--chunk BYTES] [--pace DURATION]
-//!        [--bug inplace|exit0] [--no-handlers]
+//!        [--bug inplace|exit0|index-inplace] [--no-handlers]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -32,6 +35,7 @@ enum Bug {
     None,
     InPlace,
     Exit0,
+    IndexInPlace,
 }
 
 struct Options {
@@ -60,8 +64,19 @@ fn main() -> ExitCode {
     };
     let document = document(options.size);
     let result = match options.bug {
-        Bug::InPlace => write_in_place(&options, &document, &stop),
+        Bug::InPlace => write_in_place(&options.output, &options, &document, &stop),
         Bug::None | Bug::Exit0 => write_atomically(&options, &document, &stop),
+        Bug::IndexInPlace => {
+            write_atomically(&options, &document, &stop).and_then(|written| match written {
+                Written::Done => {
+                    let index = index(options.chunk * 4);
+                    let mut path = options.output.clone().into_os_string();
+                    path.push(".idx");
+                    write_in_place(Path::new(&path), &options, &index, &stop)
+                }
+                cancelled => Ok(cancelled),
+            })
+        }
     };
     match result {
         Ok(Written::Done) => ExitCode::SUCCESS,
@@ -134,6 +149,7 @@ fn write_atomically(
 
 /// The `inplace` bug: truncate the destination and write it directly.
 fn write_in_place(
+    path: &Path,
     options: &Options,
     document: &[u8],
     stop: &AtomicBool,
@@ -142,7 +158,7 @@ fn write_in_place(
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&options.output)?;
+        .open(path)?;
     let written = write_chunks(&mut file, document, options, stop)?;
     if let Written::Done = written {
         file.sync_all()?;
@@ -166,6 +182,18 @@ fn write_chunks(
         }
     }
     Ok(Written::Done)
+}
+
+/// A deterministic index of exactly `size` bytes: one `ID OFFSET` line per item.
+fn index(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 32);
+    let mut id = 0usize;
+    while out.len() < size {
+        out.extend_from_slice(format!("{id} {}\n", id * 52).as_bytes());
+        id += 1;
+    }
+    out.truncate(size);
+    out
 }
 
 /// A deterministic JSON document of exactly `size` bytes (at least a few dozen).
@@ -214,7 +242,12 @@ fn parse_args() -> Result<Options, String> {
                 options.bug = match value()?.as_str() {
                     "inplace" => Bug::InPlace,
                     "exit0" => Bug::Exit0,
-                    other => return Err(format!("unknown bug `{other}`: inplace or exit0")),
+                    "index-inplace" => Bug::IndexInPlace,
+                    other => {
+                        return Err(format!(
+                            "unknown bug `{other}`: inplace, exit0 or index-inplace"
+                        ));
+                    }
                 }
             }
             other => return Err(format!("unknown argument `{other}`")),
