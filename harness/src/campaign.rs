@@ -560,15 +560,18 @@ impl Campaign {
         report
     }
 
-    /// Whether to try every point: when asked to, or when the space has no more points
-    /// than the cases asked for, which sampling would spend on repeats.
+    /// Whether to try every single-strike point: when asked to, or when plans have one
+    /// strike and the space has no more points than the cases asked for, which sampling
+    /// would spend on repeats.
     fn exhaustive(&self, scenario: &Scenario, space: &StrikeSpace) -> bool {
         let cases = self
             .options
             .cases
             .or(scenario.cases)
             .unwrap_or(DEFAULT_CASES) as u64;
-        self.options.exhaustive || scenario.exhaustive || space.size().is_some_and(|n| n <= cases)
+        self.options.exhaustive
+            || scenario.exhaustive
+            || (scenario.max_strikes == 1 && space.size().is_some_and(|n| n <= cases))
     }
 
     /// The cases to run, in order, and what their plans come from.

@@ -400,3 +400,62 @@ outputs = ["out.json"]
         ran.stdout
     );
 }
+
+/// With `max_strikes`, a plan may hold several strikes; a later one counts its calls from
+/// the strike before it: "SIGTERM at write #3 to the temp file, then SIGINT at the next
+/// write" lands on the cancelled writer's message to stderr.
+#[test]
+fn a_later_strike_counts_its_calls_from_the_strike_before_it() {
+    let dir = scenario_dir();
+    let file = dir.path().join("two.toml");
+    fs::write(
+        &file,
+        r#"name = "two"
+command = ["{bin:atomic-writer}", "--output", "{work}/out.json", "--size", "1MiB"]
+max_strikes = 2
+[[strike]]
+signal = "SIGTERM"
+at = { syscall = "write", path = ".out.json.tmp-*", nth = 3 }
+[[strike]]
+signal = "SIGINT"
+at = { syscall = "write", nth = 1 }
+[expect]
+interrupted = [14]
+outputs = ["out.json"]
+"#,
+    )
+    .unwrap();
+    let ran = campaign(&[file.to_str().unwrap(), "--cases", "40", "--seed", "3"]);
+    assert_eq!(ran.code, 0, "{}", ran.stdout);
+    let both = ran.json["scenarios"][0]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            let strikes = c["plan"]["strikes"].as_array().unwrap();
+            strikes.len() == 2
+                && strikes[0]["signal"] == "SIGTERM"
+                && strikes[1]["signal"] == "SIGINT"
+        })
+        .unwrap_or_else(|| panic!("a plan of both, in order, among 40: {}", ran.stdout))
+        .clone();
+    assert_eq!(both["landed"], 2, "{both}");
+    let again = common::repro(file.to_str().unwrap(), both["id"].as_str().unwrap());
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    let strikes = &again.json["case"]["outcome"]["strikes"];
+    let (first, second) = (&strikes[0]["hit"], &strikes[1]["hit"]);
+    assert!(
+        first["what"]["paths"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(".out.json.tmp-"),
+        "{first}"
+    );
+    assert_eq!(second["what"]["paths"][0], "<stderr>", "{second}");
+    assert!(second["seq"].as_u64() > first["seq"].as_u64());
+    assert!(
+        again.stdout.contains("plan: SIGTERM at the entry of write #3 to .out.json.tmp-*, then SIGINT at the entry of write #1\n"),
+        "{}",
+        again.stdout
+    );
+}
