@@ -695,6 +695,89 @@ mod tests {
     }
 
     #[test]
+    fn case_ids_read_back_as_they_are_written() {
+        let moves = |pattern: &[bool]| {
+            Moves(
+                pattern
+                    .iter()
+                    .map(|&s| if s { Move::Simplify } else { Move::Complicate })
+                    .collect(),
+            )
+        };
+        let long: Vec<bool> = (0..131).map(|i| i % 3 != 1).collect();
+        let ids = [
+            CaseId::seeded(0),
+            CaseId::seeded(u64::MAX),
+            CaseId::Seeded {
+                seed: 42,
+                moves: moves(&[true]),
+            },
+            CaseId::Seeded {
+                seed: 42,
+                moves: moves(&[false, false, false]),
+            },
+            CaseId::Seeded {
+                seed: 7,
+                moves: moves(&long),
+            },
+            CaseId::Point(17),
+        ];
+        for id in ids {
+            let text = id.to_string();
+            assert_eq!(text.parse::<CaseId>(), Ok(id.clone()), "{text}");
+        }
+        assert_eq!(CaseId::seeded(5).to_string(), "5");
+        assert_eq!(
+            CaseId::Seeded {
+                seed: 5,
+                moves: moves(&[true, false, true])
+            }
+            .to_string(),
+            "5-d",
+            "1 (the lead) then 101"
+        );
+        for bad in ["", "p", "x1", "12-", "12-zz", "-5", "p-1"] {
+            assert!(bad.parse::<CaseId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_point_lists_the_space_simplest_first() {
+        let s = scenario(
+            "[[strike]]\nsignal = [\"SIGKILL\", \"SIGTERM\"]\nat = { syscall = \"write\", when = \"both\" }\n[[strike]]\nsignal = \"SIGINT\"\nat = { syscall = \"rename\" }\n",
+        );
+        let census = traced(&[
+            (SyscallClass::Write, "out.json", 2),
+            (SyscallClass::Rename, "out.json", 1),
+        ]);
+        let space = StrikeSpace::new(&s, &census).unwrap();
+        assert_eq!(space.size(), Some(2 * 2 * 2 + 1));
+        let listed: Vec<String> = space
+            .every_point()
+            .unwrap()
+            .iter()
+            .map(Plan::to_string)
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "SIGTERM at the entry of write #1",
+                "SIGTERM at the exit of write #1",
+                "SIGTERM at the entry of write #2",
+                "SIGTERM at the exit of write #2",
+                "SIGKILL at the entry of write #1",
+                "SIGKILL at the exit of write #1",
+                "SIGKILL at the entry of write #2",
+                "SIGKILL at the exit of write #2",
+                "SIGINT at the entry of rename #1",
+            ]
+        );
+        let delays = scenario("[[strike]]\nsignal = \"SIGTERM\"\n");
+        let space = StrikeSpace::new(&delays, &census).unwrap();
+        assert_eq!((space.size(), space.every_point()), (None, None));
+    }
+
+    #[test]
     fn case_seeds_are_distinct() {
         let seeds: BTreeSet<u64> = (0..10_000).map(|i| case_seed(42, i)).collect();
         assert_eq!(seeds.len(), 10_000);
