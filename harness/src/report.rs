@@ -262,6 +262,9 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
     if let Some(census) = &report.census {
         let _ = writeln!(out, "  census: {}", census_line(census));
     }
+    for note in &report.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
     let checked: Vec<&str> = report.checked.iter().map(|n| n.as_str()).collect();
     let mut cases = format!("{} of {} cases run", report.cases_run, report.cases_planned);
     if report.regressions_replayed > 0 {

@@ -232,6 +232,19 @@ fn a_regressions_entry_is_replayed_first_and_catches_the_bug_in_case_1() {
     );
     assert_eq!(case_lines(&regressions).len(), 2, "nothing recorded twice");
 
+    // An entry that no longer names a plan is noted and skipped, not an error.
+    fs::write(&regressions, format!("p999 # stale\n{minimal}\n")).unwrap();
+    let stale = campaign(&[file, "--cases", "0", "--jobs", "1"]);
+    assert_eq!(stale.code, 1, "{}", stale.stdout);
+    assert!(
+        stale
+            .stdout
+            .contains("  note: case p999 names no point: the strike space has 80 points now\n"),
+        "{}",
+        stale.stdout
+    );
+    assert_eq!(stale.json["scenarios"][0]["failure"]["case_index"], 1);
+
     // Without the file there is nothing to run, and nothing fails.
     let without = campaign(&[file, "--seed", "6", "--cases", "0", "--no-regressions"]);
     assert_eq!(without.code, 0, "{}", without.stdout);
