@@ -199,11 +199,18 @@ pub fn run(
         handlers: BTreeMap::new(),
     }));
     let program = launch.program.display().to_string();
-    let (mut child, start, tracer) = match trace {
+    let (mut child, start, pidfd, tracer) = match trace {
         None => {
             let child = spawn_registered(&mut command)
                 .map_err(|source| RunError::Spawn { program, source })?;
-            (child, Instant::now(), None)
+            let start = Instant::now();
+            // Only this thread may reap the child (it is registered), so it is still there.
+            let pidfd = pidfd_open(
+                Pid::from_raw(child.id() as i32).expect("a spawned child has a pid"),
+                rustix::process::PidfdFlags::empty(),
+            )
+            .map_err(io::Error::from)?;
+            (child, start, pidfd, None)
         }
         Some(setup) => {
             let (link, wake) = Link::new(Arc::clone(&progress))?;
@@ -211,6 +218,7 @@ pub fn run(
             (
                 traced.child,
                 traced.start,
+                traced.pidfd,
                 Some((link, wake, traced.thread)),
             )
         }
@@ -231,11 +239,6 @@ pub fn run(
         main: pid,
         link: link.clone(),
     };
-    let pidfd = pidfd_open(
-        Pid::from_raw(pid).expect("a spawned child has a pid"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .map_err(io::Error::from)?;
     let mut pipes = Vec::new();
     for fd in [
         child.stdout.take().map(OwnedFd::from),

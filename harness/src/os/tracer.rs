@@ -148,6 +148,8 @@ pub struct TraceLog {
 pub struct Traced {
     pub child: Child,
     pub start: Instant,
+    /// The main process's pidfd, opened before the tracer could reap it.
+    pub pidfd: std::os::fd::OwnedFd,
     pub thread: JoinHandle<TraceLog>,
 }
 
@@ -227,16 +229,30 @@ pub fn spawn(
             };
             let start = Instant::now();
             let main = child.id() as i32;
-            if sender.send(Ok((child, start))).is_err() {
+            // The pidfd is opened here, before this thread can reap the child: a target
+            // that ends at once is reaped by `serve` before the case thread could open it.
+            let pidfd = match rustix::process::Pid::from_raw(main)
+                .ok_or(rustix::io::Errno::SRCH)
+                .and_then(|pid| {
+                    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                }) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let _ = sender.send(Err(e.into()));
+                    return TraceLog::default();
+                }
+            };
+            if sender.send(Ok((child, start, pidfd))).is_err() {
                 return TraceLog::default();
             }
             Tracer::new(main, start, setup, link).serve()
         })
         .map_err(TraceError::Thread)?;
     match receiver.recv() {
-        Ok(Ok((child, start))) => Ok(Traced {
+        Ok(Ok((child, start, pidfd))) => Ok(Traced {
             child,
             start,
+            pidfd,
             thread,
         }),
         Ok(Err(error)) => {
