@@ -244,8 +244,7 @@ impl CaseResult {
 /// What the cases of a scenario draw their plans from.
 struct Plans {
     strategy: SBoxedStrategy<Plan>,
-    /// Every single-strike point, when the space is discrete.
-    points: Option<Vec<Plan>>,
+    space: StrikeSpace,
 }
 
 impl Plans {
@@ -254,12 +253,9 @@ impl Plans {
             CaseId::Seeded { seed, moves } => {
                 Ok(plan::tree(&self.strategy, *seed, moves).current())
             }
-            CaseId::Point(n) => match &self.points {
-                Some(points) => points.get(*n as usize).cloned().ok_or_else(|| {
-                    format!(
-                        "case {id} names no point: the strike space has {} points now",
-                        points.len()
-                    )
+            CaseId::Point(n) => match self.space.size() {
+                Some(size) => self.space.point(*n).ok_or_else(|| {
+                    format!("case {id} names no point: the strike space has {size} points now")
                 }),
                 None => Err(format!(
                     "case {id} names an exhaustive point, but this strike space has delays"
@@ -322,11 +318,8 @@ impl Campaign {
         };
         let prepared = check_census(scenario, &census)
             .and_then(|()| StrikeSpace::new(scenario, &census))
-            .and_then(|space| {
-                self.case_list(scenario, &space, &mut report)
-                    .map(|c| (space, c))
-            });
-        let (space, (plans, ids)) = match prepared {
+            .and_then(|space| self.case_list(scenario, space, &mut report));
+        let (plans, ids) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
                 report.census = Some(census);
@@ -334,7 +327,7 @@ impl Campaign {
                 return report;
             }
         };
-        let exhaustive = self.exhaustive(scenario, &space);
+        let exhaustive = self.exhaustive(scenario, &plans.space);
         let planned = ids.len() as u64;
         // The indices of the regressions file's cases: one that no longer names a plan
         // is noted and skipped, not an error.
@@ -345,11 +338,8 @@ impl Campaign {
         let regressions_file = scenario.source.as_deref().map(regressions::path_for);
         // Only an unexpected violation is a regression; a planted bug caught is the
         // scenario working.
-        let unexpected = |violated: &[InvariantName]| {
-            violated
-                .iter()
-                .any(|name| !scenario.expect.violation.contains(name))
-        };
+        let unexpected =
+            |violated: &[InvariantName]| verdict(scenario, violated) == ScenarioResult::Violated;
         let notes = Mutex::new(Vec::new());
         let write_regression = |id: &CaseId, comment: String| {
             let (Some(path), true) = (&regressions_file, record) else {
@@ -441,7 +431,7 @@ impl Campaign {
             .collect();
         report.coverage = Some(Coverage {
             tried: tried.len() as u64,
-            total: space.size(),
+            total: plans.space.size(),
             exhaustive,
         });
         report.cases = summaries;
@@ -578,26 +568,24 @@ impl Campaign {
     fn case_list(
         &self,
         scenario: &Scenario,
-        space: &StrikeSpace,
+        space: StrikeSpace,
         report: &mut ScenarioReport,
     ) -> Result<(Plans, Vec<CaseId>), String> {
-        let points = space.every_point();
-        let exhaustive = self.exhaustive(scenario, space);
+        let exhaustive = self.exhaustive(scenario, &space);
         if exhaustive {
-            let Some(points) = &points else {
+            let Some(size) = space.size() else {
                 return Err("exhaustive mode tries every syscall point, but this scenario strikes after delays, which are continuous: sample them instead (drop `exhaustive`)".into());
             };
-            if points.len() as u64 > scenario.exhaustive_limit {
+            if size > scenario.exhaustive_limit {
                 return Err(format!(
-                    "the strike space has {} points, more than the exhaustive limit of {}: narrow `nth`, `path` or the signals, or raise `exhaustive_limit`",
-                    points.len(),
+                    "the strike space has {size} points, more than the exhaustive limit of {}: narrow `nth`, `path` or the signals, or raise `exhaustive_limit`",
                     scenario.exhaustive_limit
                 ));
             }
         }
         let plans = Plans {
             strategy: space.strategy(),
-            points,
+            space,
         };
         if let Some(case) = &self.options.case {
             plans.plan(case)?;
@@ -612,7 +600,7 @@ impl Campaign {
             ids.extend(replayed);
         }
         if exhaustive {
-            let count = plans.points.as_ref().map_or(0, Vec::len) as u64;
+            let count = plans.space.size().unwrap_or(0);
             ids.extend((0..count).map(CaseId::Point));
         } else {
             let cases = self

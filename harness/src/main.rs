@@ -215,14 +215,8 @@ fn trace(
         println!();
     }
     print!("{}", killpoint::trace::table(&report, all));
-    if let Some(path) = json
-        && let Err(e) = report::write_json(&report, &path)
-    {
-        eprintln!(
-            "error: cannot write the JSON trace to {}: {e}",
-            path.display()
-        );
-        return ExitCode::from(2);
+    if let Err(code) = write_json(&report, json, "trace") {
+        return code;
     }
     ExitCode::SUCCESS
 }
@@ -325,14 +319,8 @@ fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> 
         }
     }
     println!("{}", report::summary_text(&report));
-    if let Some(path) = json
-        && let Err(e) = report::write_json(&report, &path)
-    {
-        eprintln!(
-            "error: cannot write the JSON report to {}: {e}",
-            path.display()
-        );
-        return ExitCode::from(2);
+    if let Err(code) = write_json(&report, json, "report") {
+        return code;
     }
     ExitCode::from(report.exit_code() as u8)
 }
@@ -354,20 +342,30 @@ fn repro(file: &Path, case: CaseId, json: Option<PathBuf>) -> ExitCode {
     options.case = Some(case);
     let result = Campaign::new(options).run_scenario(&scenario);
     print!("{}", report::repro_text(&result));
-    if let Some(path) = json
-        && let Err(e) = report::write_json(&result, &path)
-    {
-        eprintln!(
-            "error: cannot write the JSON report to {}: {e}",
-            path.display()
-        );
-        return ExitCode::from(2);
+    if let Err(code) = write_json(&result, json, "report") {
+        return code;
     }
     ExitCode::from(match &result.result {
         ScenarioResult::Interrupted => 130,
         ScenarioResult::Error { .. } => 2,
         _ if result.failure.is_some() => 1,
         _ => 0,
+    })
+}
+
+/// Writes `--json PATH` if asked; a failure is exit 2, saying which file and why.
+fn write_json(
+    value: &impl serde::Serialize,
+    path: Option<PathBuf>,
+    what: &str,
+) -> Result<(), ExitCode> {
+    let Some(path) = path else { return Ok(()) };
+    report::write_json(value, &path).map_err(|e| {
+        eprintln!(
+            "error: cannot write the JSON {what} to {}: {e}",
+            path.display()
+        );
+        ExitCode::from(2)
     })
 }
 

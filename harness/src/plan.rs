@@ -262,10 +262,10 @@ impl StrikeSpace {
         self.entries.iter().map(EntrySpace::size).sum()
     }
 
-    /// Every single-strike plan, simplest first within each entry: plainer signals, then
-    /// earlier calls, then entry before exit. `None` when the space has delays.
-    pub fn every_point(&self) -> Option<Vec<Plan>> {
-        let mut all = Vec::new();
+    /// Single-strike point `n` of the space, counted simplest first within each entry:
+    /// plainer signals, then earlier calls, then entry before exit. `None` past the end,
+    /// or when the space has delays. Computed, not listed: a sampled space may be huge.
+    pub fn point(&self, mut n: u64) -> Option<Plan> {
         for entry in &self.entries {
             let PointSpace::Syscall {
                 first, last, whens, ..
@@ -273,17 +273,25 @@ impl StrikeSpace {
             else {
                 return None;
             };
-            for signal in 0..entry.signals.len() {
-                for nth in *first..=*last {
-                    for when in 0..whens.len() {
-                        all.push(Plan {
-                            strikes: vec![entry.strike(signal, nth, when)],
-                        });
-                    }
-                }
+            let size = entry.size()?;
+            if n < size {
+                let (per_signal, sides) = (last - first + 1, whens.len() as u64);
+                let signal = n / (per_signal * sides);
+                let nth = first + n / sides % per_signal;
+                let when = n % sides;
+                return Some(Plan {
+                    strikes: vec![entry.strike(signal as usize, nth, when as usize)],
+                });
             }
+            n -= size;
         }
-        Some(all)
+        None
+    }
+
+    /// Every single-strike plan, in the order of [`StrikeSpace::point`]. `None` when the
+    /// space has delays.
+    pub fn every_point(&self) -> Option<Vec<Plan>> {
+        (0..self.size()?).map(|n| self.point(n)).collect()
     }
 }
 

@@ -2,7 +2,6 @@
 //! exhaustive mode and parallel cases, against real targets under the tracer.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -304,10 +303,7 @@ fn a_failure_is_recorded_before_shrinking_and_survives_an_interrupt() {
     .unwrap();
     let status = child.wait().unwrap();
     let mut stdout = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        stdout.push_str(&line.unwrap());
-        stdout.push('\n');
-    }
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert_eq!(status.code(), Some(130), "{stdout}");
     assert!(
         stdout.contains("found before the stop: a violation of atomic-output at case 1"),

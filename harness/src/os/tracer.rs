@@ -741,16 +741,21 @@ impl Tracer {
             .flatten();
         // Is a strike due at this call? Count it for the syscall strike whose turn it is:
         // a plan's later strike counts its calls from the strike before it.
+        // Only the strike whose turn it is counts the call: a plan's later strike counts
+        // from the strike before it. Plan progress is read only for a call some strike
+        // would count.
+        let counts = |s: &SyscallStrike| s.class == class && matches(s.path.as_ref(), &call.paths);
         let mut due = None;
-        for i in 0..self.setup.strikes.len() {
-            let strike = &self.setup.strikes[i];
-            let nth = strike.nth;
-            if strike.class == class
-                && matches(strike.path.as_ref(), &call.paths)
-                && self.its_turn(i)
+        if self.setup.strikes.iter().any(counts) {
+            let turn = self.turn();
+            if let Some(i) = self
+                .setup
+                .strikes
+                .iter()
+                .position(|s| s.index == turn && counts(s))
             {
                 self.counts[i] += 1;
-                if self.counts[i] == nth && due.is_none() {
+                if self.counts[i] == self.setup.strikes[i].nth {
                     due = Some(i);
                 }
             }
@@ -868,10 +873,15 @@ impl Tracer {
     #[cfg(not(target_arch = "x86_64"))]
     fn note_restart(&mut self, _tid: i32) {}
 
+    /// The plan strike whose turn it is (every one before it has been dealt with).
+    fn turn(&self) -> usize {
+        let progress = self.link.progress.lock().unwrap_or_else(|e| e.into_inner());
+        progress.next
+    }
+
     /// Whether every strike before plan strike `i` has been dealt with.
     fn its_turn(&self, i: usize) -> bool {
-        let progress = self.link.progress.lock().unwrap_or_else(|e| e.into_inner());
-        progress.next == self.setup.strikes[i].index
+        self.turn() == self.setup.strikes[i].index
     }
 
     /// Skips the call the task is stopped at and moves it back onto the `syscall`

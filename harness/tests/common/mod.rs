@@ -38,27 +38,62 @@ pub struct Ran {
 
 /// Runs a campaign with a JSON report and returns both.
 pub fn campaign(args: &[&str]) -> Ran {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("report.json");
     let mut all: Vec<&str> = vec!["run"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    // Nothing may be left in the temp dir but the report and the sandbox of a reported
+    // unexpected violation.
+    with_json(&all, "the campaign left files in its temp dir", |json| {
+        json["scenarios"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["failure"]["sandbox"].as_str().map(PathBuf::from))
+            .collect()
+    })
+}
+
+/// Reruns one case with `killpoint repro FILE --case ID --json`; the JSON is the
+/// scenario's report, whose `case` is the case as it ran.
+pub fn repro(file: &str, case: &str) -> Ran {
+    // A reproduction keeps its sandbox, and nothing else.
+    let ran = with_json(
+        &["repro", file, "--case", case],
+        "the reproduction left files behind",
+        |json| {
+            json["case"]["sandbox"]
+                .as_str()
+                .map(PathBuf::from)
+                .into_iter()
+                .collect()
+        },
+    );
+    if let Some(kept) = ran.json["case"]["sandbox"].as_str() {
+        assert!(
+            ran.stdout.contains(&format!("sandbox kept: {kept}")),
+            "{}",
+            ran.stdout
+        );
+    }
+    ran
+}
+
+/// Runs `killpoint ARGS… --json REPORT` in its own temp dir and checks that nothing is
+/// left there but the report and the sandboxes `kept` names in it.
+fn with_json(args: &[&str], leftovers: &str, kept: impl Fn(&Value) -> Vec<PathBuf>) -> Ran {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report.json");
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--json", report.to_str().unwrap()]);
     let Output {
         status,
         stdout,
         stderr,
     } = killpoint(&all, tmp.path()).output().unwrap();
     let json: Value =
-        serde_json::from_slice(&fs::read(&json).unwrap_or_default()).unwrap_or(Value::Null);
+        serde_json::from_slice(&fs::read(&report).unwrap_or_default()).unwrap_or(Value::Null);
     let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    // Nothing may be left in the temp dir but the report and the sandbox of a reported
-    // unexpected violation.
-    let mut allowed = vec![tmp.path().join("report.json")];
-    for scenario in json["scenarios"].as_array().into_iter().flatten() {
-        if let Some(kept) = scenario["failure"]["sandbox"].as_str() {
-            allowed.push(PathBuf::from(kept));
-        }
-    }
+    let mut allowed = kept(&json);
+    allowed.push(report);
     let mut left: Vec<PathBuf> = fs::read_dir(tmp.path())
         .unwrap()
         .flatten()
@@ -66,60 +101,7 @@ pub fn campaign(args: &[&str]) -> Ran {
         .collect();
     left.sort();
     allowed.sort();
-    assert_eq!(
-        left, allowed,
-        "the campaign left files in its temp dir\n{stdout}"
-    );
-    Ran {
-        _tmp: tmp,
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        json,
-    }
-}
-
-/// Reruns one case with `killpoint repro FILE --case ID --json`; the JSON is the
-/// scenario's report, whose `case` is the case as it ran.
-pub fn repro(file: &str, case: &str) -> Ran {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("report.json");
-    let args = [
-        "repro",
-        file,
-        "--case",
-        case,
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = killpoint(&args, tmp.path()).output().unwrap();
-    let json: Value =
-        serde_json::from_slice(&fs::read(&json).unwrap_or_default()).unwrap_or(Value::Null);
-    let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    // A reproduction keeps its sandbox, and nothing else.
-    let mut allowed = vec![tmp.path().join("report.json")];
-    if let Some(kept) = json["case"]["sandbox"].as_str() {
-        assert!(
-            stdout.contains(&format!("sandbox kept: {kept}")),
-            "{stdout}"
-        );
-        allowed.push(PathBuf::from(kept));
-    }
-    let mut left: Vec<PathBuf> = fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    left.sort();
-    allowed.sort();
-    assert_eq!(
-        left, allowed,
-        "the reproduction left files behind\n{stdout}"
-    );
+    assert_eq!(left, allowed, "{leftovers}\n{stdout}");
     Ran {
         _tmp: tmp,
         code: status.code().unwrap_or(-1),
