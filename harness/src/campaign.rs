@@ -27,6 +27,7 @@ use crate::plan::{self, CaseId, Clock, Plan, Point, Strike, StrikeSpace};
 use crate::regressions;
 use crate::scenario::{PointSpec, Scenario, ShrinkBudget};
 use crate::shrink::{self, Stopped, Tried};
+use crate::survivors;
 use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
 use crate::targets::{self, Binaries};
 
@@ -689,6 +690,11 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
         leftovers: ran.leftovers,
         stdout: ran.stdout,
         stderr: ran.stderr,
+        survivors: scenario
+            .expect
+            .acked
+            .as_ref()
+            .map(|spec| survivors::read(spec, scenario, binaries, sandbox.path())),
         syscalls,
         events,
     })
@@ -776,6 +782,26 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
             ));
         }
     }
+    if let (Some(spec), Some(read)) = (&scenario.expect.acked, &census.survivors) {
+        let acked = spec.ack.ids(&census.stdout.text);
+        if acked.is_empty() {
+            return Err(format!(
+                "the uninterrupted run printed no line matching `[expect.acked] ack` (`{}`): check the pattern against its stdout",
+                spec.ack.as_str()
+            ));
+        }
+        let survivors = read
+            .ids
+            .as_ref()
+            .map_err(|why| format!("what survived the uninterrupted run cannot be read: {why}"))?;
+        if let Some(lost) = acked.iter().find(|id| !survivors.contains(id)) {
+            return Err(format!(
+                "the uninterrupted run acknowledged `{lost}`, but {} does not hold it ({} ids read): check `[expect.acked] survivors`",
+                read.from,
+                survivors.len()
+            ));
+        }
+    }
     if !census.leftovers.is_empty() {
         let list: Vec<String> = census
             .leftovers
@@ -834,6 +860,11 @@ fn run_case(
         stray_files,
         stdout: ran.stdout,
         stderr: ran.stderr,
+        survivors: scenario
+            .expect
+            .acked
+            .as_ref()
+            .map(|spec| survivors::read(spec, scenario, binaries, sandbox.path())),
         tracking: ran.tracking,
         trace: ran.trace.map(|log| log.windows).unwrap_or_default(),
     };

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Capture, ProcessInfo, sha256_hex};
 use crate::scenario::{ExitStatus, Signal, WorkPath};
+use crate::survivors::SurvivorsRead;
 use crate::syscalls::{Event, SyscallCensus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,9 @@ pub struct Census {
     pub leftovers: Vec<ProcessInfo>,
     pub stdout: Capture,
     pub stderr: Capture,
+    /// What survived, when the scenario declares `[expect.acked]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survivors: Option<SurvivorsRead>,
     /// What the tracer saw, when the scenario has syscall points: calls per class and
     /// path (the strike space), the process tree and the handlers installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

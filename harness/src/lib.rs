@@ -15,6 +15,7 @@ pub mod regressions;
 pub mod report;
 pub mod scenario;
 pub mod shrink;
+pub mod survivors;
 pub mod syscalls;
 pub mod targets;
 pub mod trace;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Point;
 use crate::scenario::{ExitStatus, Recipient, Signal, WorkPath};
+use crate::survivors::SurvivorsRead;
 use crate::syscalls::Event;
 
 /// Everything observed in one case. Times are measured from the moment the target was
@@ -37,6 +38,9 @@ pub struct Outcome {
     pub stray_files: Vec<String>,
     pub stdout: Capture,
     pub stderr: Capture,
+    /// What survived, read after the run when the scenario declares `[expect.acked]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survivors: Option<SurvivorsRead>,
     /// How the process tree was tracked.
     pub tracking: Tracking,
     /// With the tracer: per process, the syscalls just before the first strike and those

@@ -551,6 +551,7 @@ pub(crate) mod testing {
             leftovers: vec![],
             stdout: Capture::default(),
             stderr: Capture::default(),
+            survivors: None,
             syscalls: None,
             events: vec![],
         }

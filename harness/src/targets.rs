@@ -1,5 +1,10 @@
 //! Turning a scenario's `command` into a concrete program and arguments for one case.
 //!
+//! `{python}` is the Python 3 interpreter: `$KILLPOINT_PYTHON`, or the executable that
+//! `python3` on the PATH reports as `sys.executable`. Asking once, instead of running
+//! `python3` in every case, keeps version-manager shims (pyenv's forks some forty
+//! processes) out of each case's process tree, its timing and its syscall counts.
+//!
 //! `{bin:NAME}` names a binary of the cargo package beside the scenario file (the nearest
 //! `Cargo.toml` at or above its directory); it is built once per process with
 //! `cargo build --release` and located through cargo's JSON messages. Setting
@@ -12,26 +17,83 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use crate::os::run::Launch;
-use crate::scenario::{ArgPart, Scenario};
+use crate::scenario::{Arg, ArgPart, Scenario, SurvivorSource};
 
 /// The binaries a scenario's command names, by name.
 pub type Binaries = BTreeMap<String, PathBuf>;
 
-/// Finds (building if needed) every `{bin:NAME}` the scenario uses.
+/// The key of `{python}` in [`Binaries`].
+const PYTHON: &str = "{python}";
+
+/// Finds (building if needed) every `{bin:NAME}` the scenario uses, and `{python}`.
 pub fn binaries(scenario: &Scenario) -> Result<Binaries, String> {
-    let names: Vec<&str> = scenario.command.iter().flat_map(|a| a.bins()).collect();
+    let mut found = bin_binaries(scenario)?;
+    let survivors = survivors_command(scenario);
+    if scenario
+        .command
+        .iter()
+        .chain(survivors)
+        .any(Arg::uses_python)
+    {
+        found.insert(PYTHON.to_string(), python()?);
+    }
+    Ok(found)
+}
+
+fn survivors_command(scenario: &Scenario) -> &[Arg] {
+    match scenario.expect.acked.as_ref().map(|a| &a.survivors.source) {
+        Some(SurvivorSource::Command(command)) => command.as_slice(),
+        _ => &[],
+    }
+}
+
+/// The Python interpreter, found once per process.
+fn python() -> Result<PathBuf, String> {
+    static FOUND: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    found
+        .get_or_insert_with(|| {
+            if let Some(path) = std::env::var_os("KILLPOINT_PYTHON") {
+                return Ok(PathBuf::from(path));
+            }
+            let out = Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| {
+                    format!(
+                        "`{{python}}` needs `python3` on the PATH (or set KILLPOINT_PYTHON): {e}"
+                    )
+                })?;
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() || path.is_empty() {
+                return Err(format!(
+                    "`{{python}}`: `python3 -c 'import sys; print(sys.executable)'` failed ({})",
+                    out.status
+                ));
+            }
+            Ok(PathBuf::from(path))
+        })
+        .clone()
+}
+
+fn bin_binaries(scenario: &Scenario) -> Result<Binaries, String> {
+    let mut names: Vec<&str> = scenario
+        .command
+        .iter()
+        .chain(survivors_command(scenario))
+        .flat_map(|a| a.bins())
+        .collect();
+    names.sort();
+    names.dedup();
     if names.is_empty() {
         return Ok(Binaries::new());
     }
     let available = match std::env::var_os("KILLPOINT_BIN_DIR") {
         Some(dir) => from_dir(Path::new(&dir), &names),
         None => {
-            let from = scenario
-                .source
-                .as_deref()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
+            let from = scenario_dir(scenario);
             let manifest = package_manifest(&from).ok_or_else(|| {
                 format!(
                     "`{{bin:{}}}` needs a cargo package at or above {} (or set KILLPOINT_BIN_DIR)",
@@ -135,21 +197,7 @@ fn built(manifest: &Path) -> Result<Binaries, String> {
 
 /// The program, arguments and environment of one case, placeholders filled in.
 pub fn launch(scenario: &Scenario, binaries: &Binaries, work: &Path) -> Launch {
-    let mut argv: Vec<OsString> = scenario
-        .command
-        .iter()
-        .map(|arg| {
-            let mut out = OsString::new();
-            for part in &arg.parts {
-                match part {
-                    ArgPart::Text(text) => out.push(text),
-                    ArgPart::Work => out.push(work),
-                    ArgPart::Bin(name) => out.push(&binaries[name]),
-                }
-            }
-            out
-        })
-        .collect();
+    let mut argv = fill(&scenario.command, scenario, binaries, work);
     let program = PathBuf::from(argv.remove(0));
     Launch {
         program,
@@ -158,4 +206,41 @@ pub fn launch(scenario: &Scenario, binaries: &Binaries, work: &Path) -> Launch {
         cwd: work.to_path_buf(),
         capture: true,
     }
+}
+
+/// A command's arguments with `{work}`, `{dir}` and `{bin:NAME}` filled in.
+pub fn fill(
+    command: &[Arg],
+    scenario: &Scenario,
+    binaries: &Binaries,
+    work: &Path,
+) -> Vec<OsString> {
+    command
+        .iter()
+        .map(|arg| {
+            let mut out = OsString::new();
+            for part in &arg.parts {
+                match part {
+                    ArgPart::Text(text) => out.push(text),
+                    ArgPart::Work => out.push(work),
+                    ArgPart::Dir => out.push(scenario_dir(scenario)),
+                    ArgPart::Python => out.push(&binaries[PYTHON]),
+                    ArgPart::Bin(name) => out.push(&binaries[name]),
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// The scenario file's directory, absolute (the working directory for a scenario that
+/// was not loaded from a file).
+pub fn scenario_dir(scenario: &Scenario) -> PathBuf {
+    let dir = scenario
+        .source
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }

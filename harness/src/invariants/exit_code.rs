@@ -3,8 +3,9 @@
 //! The situation is decided by the first strike that reached a live target: none → `clean`,
 //! SIGKILL → `killed`, any other signal → `interrupted`. A strike can land after the work
 //! was done (between the last check of the shutdown flag and exit), so a clean status after
-//! a strike is accepted too — but only when every declared output is complete: a run that
-//! reports success must have finished its work.
+//! a strike is accepted too — but only when the work is finished: every declared output
+//! complete and, with `[expect.acked]`, every id the census acknowledged acknowledged
+//! again. A run that reports success must have done what a clean run does.
 
 use super::{Context, Verdict, ms};
 use crate::outcome::{FileState, KillReason};
@@ -65,14 +66,12 @@ pub fn check(ctx: &Context) -> Verdict {
             " (it had no handler for it yet)"
         }
     );
-    let unfinished: Vec<String> = outcome
-        .outputs
-        .iter()
-        .filter(|o| o.after != FileState::Golden)
-        .map(|o| format!("{} is {}", o.path, state_name(&o.after)))
-        .collect();
-    if expect.clean.contains(&status) && unfinished.is_empty() {
-        return Verdict::Held; // the strike landed after the work was done
+    let unfinished = unfinished_work(ctx);
+    // A caught signal can land after the work was done, between the last look at the
+    // shutdown flag and exit. SIGKILL cannot: a clean exit after it means the kill hit
+    // another process of the tree (a crashed child) and the main process hid it.
+    if strike.signal != Signal::SIGKILL && expect.clean.contains(&status) && unfinished.is_empty() {
+        return Verdict::Held;
     }
     let mut evidence = vec![
         format!(
@@ -82,12 +81,43 @@ pub fn check(ctx: &Context) -> Verdict {
         format!("documented when {situation}: {}", list(allowed)),
     ];
     if expect.clean.contains(&status) {
-        evidence.push(format!(
-            "{status} claims success, but {}: a run that reports success must have finished its outputs",
-            unfinished.join(", ")
-        ));
+        evidence.push(if strike.signal == Signal::SIGKILL {
+            format!(
+                "{status} claims success, but a process of its tree was killed: a crash must not look like success"
+            )
+        } else {
+            format!(
+                "{status} claims success, but {}: a run that reports success must have finished its work",
+                unfinished.join(", ")
+            )
+        });
     }
     Verdict::violated(evidence)
+}
+
+/// What a clean run did that this one did not: outputs left unfinished, acknowledgements
+/// never made.
+fn unfinished_work(ctx: &Context) -> Vec<String> {
+    let mut unfinished: Vec<String> = ctx
+        .outcome
+        .outputs
+        .iter()
+        .filter(|o| o.after != FileState::Golden)
+        .map(|o| format!("{} is {}", o.path, state_name(&o.after)))
+        .collect();
+    if let Some(spec) = &ctx.expect.acked {
+        let census = spec.ack.ids(&ctx.census.stdout.text);
+        let acked = spec.ack.ids(&ctx.outcome.stdout.text);
+        let acked: std::collections::HashSet<&String> = acked.iter().collect();
+        let missing = census.iter().filter(|id| !acked.contains(id)).count();
+        if missing > 0 {
+            unfinished.push(format!(
+                "{missing} of the {} ids a clean run acknowledges were never acknowledged",
+                census.len()
+            ));
+        }
+    }
+    unfinished
 }
 
 fn list(statuses: &[ExitStatus]) -> String {
@@ -183,6 +213,40 @@ mod tests {
     }
 
     #[test]
+    fn exit_zero_after_sigterm_with_work_unacknowledged_is_a_violation() {
+        let e = Expect {
+            interrupted: Some(vec![ExitStatus::Code(14)]),
+            acked: Some(acked_spec()),
+            ..Expect::default()
+        };
+        let mut c = census(b"{}");
+        c.stdout.text = "ACK 1\nACK 2\nACK 3\n".into();
+        let mut o = clean_outcome();
+        o.outputs.clear();
+        o.strikes = vec![struck(Signal::SIGTERM, at_ms(40))];
+        o.stdout.text = "ACK 1\n".into();
+        let p = no_plan();
+        let judge = |o: &crate::outcome::Outcome| {
+            check(&Context {
+                expect: &e,
+                census: &c,
+                plan: &p,
+                outcome: o,
+            })
+        };
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("exit 0 with work left")
+        };
+        assert_eq!(
+            evidence[2],
+            "exit 0 claims success, but 2 of the 3 ids a clean run acknowledges were never acknowledged: a run that reports success must have finished its work"
+        );
+        // Every id acknowledged: the strike came after the work was done.
+        o.stdout.text = "ACK 1\nACK 2\nACK 3\n".into();
+        assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
     fn death_by_sigterm_is_a_violation_unless_documented() {
         let mut o = clean_outcome();
         o.strikes = vec![struck(Signal::SIGTERM, at_ms(10))];
@@ -196,6 +260,20 @@ mod tests {
         o.strikes = vec![struck(Signal::SIGKILL, at_ms(10))];
         o.status = ExitStatus::Signal(Signal::SIGKILL);
         assert_eq!(judge(&o), Verdict::Held);
+    }
+
+    #[test]
+    fn a_clean_exit_after_sigkill_is_a_hidden_crash() {
+        let mut o = clean_outcome();
+        o.strikes = vec![struck(Signal::SIGKILL, at_ms(10))];
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("exit 0 after a child was killed")
+        };
+        assert_eq!(evidence[1], "documented when killed: killed by SIGKILL");
+        assert_eq!(
+            evidence[2],
+            "exit 0 claims success, but a process of its tree was killed: a crash must not look like success"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`InvariantName`], and register it in [`InvariantName::check`] and
 //! [`InvariantName::is_checked_by`].
 
+mod acked_survives;
 mod atomic_output;
 mod drain_deadline;
 mod exit_code;
@@ -61,14 +62,17 @@ pub enum InvariantName {
     DrainDeadline,
     /// No process outlives the target's main process.
     NoLeftoverProcesses,
+    /// Every acknowledged id is present afterwards.
+    AckedSurvives,
 }
 
 impl InvariantName {
-    pub const ALL: [InvariantName; 4] = [
+    pub const ALL: [InvariantName; 5] = [
         InvariantName::ExitCode,
         InvariantName::AtomicOutput,
         InvariantName::DrainDeadline,
         InvariantName::NoLeftoverProcesses,
+        InvariantName::AckedSurvives,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl InvariantName {
             InvariantName::AtomicOutput => "atomic-output",
             InvariantName::DrainDeadline => "drain-deadline",
             InvariantName::NoLeftoverProcesses => "no-leftover-processes",
+            InvariantName::AckedSurvives => "acked-survives",
         }
     }
 
@@ -87,6 +92,7 @@ impl InvariantName {
             InvariantName::AtomicOutput => !expect.outputs.is_empty(),
             InvariantName::DrainDeadline => expect.deadline.is_some(),
             InvariantName::NoLeftoverProcesses => expect.no_leftover_processes,
+            InvariantName::AckedSurvives => expect.acked.is_some(),
         }
     }
 
@@ -97,6 +103,7 @@ impl InvariantName {
             InvariantName::AtomicOutput => "declare `outputs` in [expect]",
             InvariantName::DrainDeadline => "declare `deadline` in [expect]",
             InvariantName::NoLeftoverProcesses => "set `no_leftover_processes = true` in [expect]",
+            InvariantName::AckedSurvives => "declare [expect.acked] with `ack` and `survivors`",
         }
     }
 
@@ -106,6 +113,7 @@ impl InvariantName {
             InvariantName::AtomicOutput => atomic_output::check(ctx),
             InvariantName::DrainDeadline => drain_deadline::check(ctx),
             InvariantName::NoLeftoverProcesses => no_leftover_processes::check(ctx),
+            InvariantName::AckedSurvives => acked_survives::check(ctx),
         }
     }
 }

@@ -28,6 +28,7 @@ pub fn census(golden: &[u8]) -> Census {
         leftovers: vec![],
         stdout: Capture::default(),
         stderr: Capture::default(),
+        survivors: None,
         syscalls: None,
         events: vec![],
     }
@@ -51,6 +52,7 @@ pub fn clean_outcome() -> Outcome {
         stray_files: vec![],
         stdout: Capture::default(),
         stderr: Capture::default(),
+        survivors: None,
         tracking: Tracking::Cgroup,
         trace: vec![],
     }
@@ -74,4 +76,15 @@ pub fn struck(signal: Signal, at: Duration) -> StrikeRecord {
 
 pub fn no_plan() -> Plan {
     Plan { strikes: vec![] }
+}
+
+/// `[expect.acked]` with `ACK <n>` lines on stdout and survivors one per line in
+/// `store.log`.
+pub fn acked_spec() -> crate::scenario::AckedSpec {
+    #[derive(serde::Deserialize)]
+    struct Wrap {
+        acked: crate::scenario::AckedSpec,
+    }
+    let text = r#"acked = { ack = '^ACK (\d+)$', survivors = { file = "store.log" } }"#;
+    toml::from_str::<Wrap>(text).unwrap().acked
 }

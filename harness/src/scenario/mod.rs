@@ -4,6 +4,7 @@
 //! loads into [`Scenario`]; every key is checked, and a mistake is reported with the file,
 //! line, column and key ([`ScenarioError`]).
 
+mod acked;
 mod values;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use acked::{AckedSpec, IdReader, Pattern, SurvivorSource, Survivors};
 pub use values::{
     Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
     format_duration, parse_duration,
@@ -29,7 +31,8 @@ pub struct Scenario {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The program and its arguments; `{work}` and `{bin:NAME}` are filled in per case.
+    /// The program and its arguments; `{work}`, `{dir}` and `{bin:NAME}` are filled in per
+    /// case.
     #[serde(deserialize_with = "non_empty_command")]
     pub command: Vec<Arg>,
     /// Extra environment variables for the target.
@@ -326,6 +329,10 @@ pub struct Expect {
     /// No process of the tree may outlive the target's main process.
     #[serde(default = "yes")]
     pub no_leftover_processes: bool,
+    /// How the target acknowledges work and where what survived is read: every
+    /// acknowledged id must survive (`acked-survives`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<AckedSpec>,
     /// A planted bug: the invariant(s) this scenario must violate (like `#[should_panic]`).
     #[serde(
         default,
@@ -345,6 +352,7 @@ impl Default for Expect {
             no_temp_leftovers: true,
             deadline: None,
             no_leftover_processes: true,
+            acked: None,
             violation: Vec::new(),
         }
     }

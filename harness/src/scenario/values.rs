@@ -578,6 +578,10 @@ pub enum ArgPart {
     Text(String),
     /// `{work}`: the case's sandbox directory.
     Work,
+    /// `{dir}`: the directory of the scenario file (for scripts that sit beside it).
+    Dir,
+    /// `{python}`: the Python 3 interpreter itself (not a version manager's shim).
+    Python,
     /// `{bin:NAME}`: a binary of the cargo package beside the scenario file.
     Bin(String),
 }
@@ -590,6 +594,10 @@ pub struct Arg {
 }
 
 impl Arg {
+    pub fn uses_python(&self) -> bool {
+        self.parts.contains(&ArgPart::Python)
+    }
+
     pub fn bins(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             ArgPart::Bin(name) => Some(name.as_str()),
@@ -614,10 +622,12 @@ impl FromStr for Arg {
             let inner = &rest[open + 1..close];
             parts.push(match inner.split_once(':') {
                 None if inner == "work" => ArgPart::Work,
+                None if inner == "dir" => ArgPart::Dir,
+                None if inner == "python" => ArgPart::Python,
                 Some(("bin", name)) if !name.is_empty() => ArgPart::Bin(name.to_string()),
                 _ => {
                     return Err(format!(
-                        "unknown placeholder `{{{inner}}}`: use `{{work}}` or `{{bin:NAME}}`"
+                        "unknown placeholder `{{{inner}}}`: use `{{work}}`, `{{dir}}`, `{{python}}` or `{{bin:NAME}}`"
                     ));
                 }
             });

@@ -1,0 +1,255 @@
+//! `[expect.acked]`: how a target acknowledges work, and how to read what survived.
+//!
+//! The ids come from text in both places: acknowledgements from the target's stdout, one
+//! per matching line; survivors from a file, a JSON array inside a file, or a command's
+//! stdout. Turning text into ids is pure and lives here; reading the file or running the
+//! command is the OS side's (`crate::survivors`).
+
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::values::{Arg, WorkPath};
+
+/// `[expect.acked]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckedSpec {
+    /// A regular expression matched against each line of stdout; its first capture group
+    /// (or the whole match, without a group) is the acknowledged id.
+    pub ack: Pattern,
+    /// Where the ids that survived are read after the case.
+    pub survivors: Survivors,
+    /// Whether the promise holds after SIGKILL too (work acknowledged only once it is
+    /// durable). Default: only after a clean run or a graceful stop.
+    #[serde(default)]
+    pub after_kill: bool,
+}
+
+/// Where survivors are read: exactly one of `file` and `command`, with `json` (a JSON
+/// pointer to an array, only with `file`) or `pattern` (one id per matching line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawSurvivors")]
+pub struct Survivors {
+    pub source: SurvivorSource,
+    pub read: IdReader,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurvivorSource {
+    /// A file in the sandbox.
+    File(WorkPath),
+    /// A command run in the sandbox after the case; its stdout holds the ids and a
+    /// non-zero exit means what survived is unusable (its stderr says why).
+    Command(Vec<Arg>),
+}
+
+/// How ids are picked out of the survivors' text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdReader {
+    /// One id per line that matches (first capture group, or the whole match).
+    Lines(Pattern),
+    /// The elements of the JSON array at this pointer (`/done`); numbers and strings.
+    Json(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSurvivors {
+    file: Option<WorkPath>,
+    command: Option<Vec<Arg>>,
+    json: Option<String>,
+    pattern: Option<Pattern>,
+}
+
+impl TryFrom<RawSurvivors> for Survivors {
+    type Error = String;
+
+    fn try_from(raw: RawSurvivors) -> Result<Self, String> {
+        let source = match (raw.file, raw.command) {
+            (Some(file), None) => SurvivorSource::File(file),
+            (None, Some(command)) if !command.is_empty() => SurvivorSource::Command(command),
+            (None, Some(_)) => return Err("`command` is empty".into()),
+            _ => {
+                return Err(
+                    "give exactly one of `file` (e.g. \"store.log\") and `command` (e.g. [\"python3\", \"check.py\", \"{work}\"])"
+                        .into(),
+                );
+            }
+        };
+        let read = match (raw.json, raw.pattern) {
+            (Some(_), Some(_)) => return Err("give `json` or `pattern`, not both".into()),
+            (Some(pointer), None) => {
+                if matches!(source, SurvivorSource::Command(_)) {
+                    return Err("`json` reads a file: use it with `file`".into());
+                }
+                if !(pointer.is_empty() || pointer.starts_with('/')) {
+                    return Err(format!(
+                        "`json = \"{pointer}\"` is not a JSON pointer: write e.g. \"/done\""
+                    ));
+                }
+                IdReader::Json(pointer)
+            }
+            (None, Some(pattern)) => IdReader::Lines(pattern),
+            (None, None) => IdReader::Lines(Pattern::whole_line()),
+        };
+        Ok(Survivors { source, read })
+    }
+}
+
+impl IdReader {
+    /// The ids in `text`, in order of appearance.
+    pub fn ids(&self, text: &str) -> Result<Vec<String>, String> {
+        match self {
+            IdReader::Lines(pattern) => Ok(pattern.ids(text)),
+            IdReader::Json(pointer) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+                let found = value
+                    .pointer(pointer)
+                    .ok_or_else(|| format!("no `{pointer}` in the JSON document"))?;
+                let items = found
+                    .as_array()
+                    .ok_or_else(|| format!("`{pointer}` is not an array"))?;
+                items
+                    .iter()
+                    .map(|item| match item {
+                        serde_json::Value::String(s) => Ok(s.clone()),
+                        serde_json::Value::Number(n) => Ok(n.to_string()),
+                        other => Err(format!("`{pointer}` holds {other}, not an id")),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A regular expression from a scenario file; equal when its text is.
+#[derive(Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    fn whole_line() -> Pattern {
+        Pattern(regex::Regex::new(r"^(.+)$").expect("a valid pattern"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The id of each matching line: the first capture group, or the whole match.
+    pub fn ids(&self, text: &str) -> Vec<String> {
+        text.lines()
+            .filter_map(|line| {
+                let found = self.0.captures(line)?;
+                let id = found.get(1).or_else(|| found.get(0))?.as_str().trim();
+                (!id.is_empty()).then(|| id.to_string())
+            })
+            .collect()
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        regex::Regex::new(text)
+            .map(Pattern)
+            .map_err(|e| format!("not a valid regular expression: {e}"))
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({:?})", self.as_str())
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn survivors(toml_text: &str) -> Result<Survivors, String> {
+        #[derive(Deserialize)]
+        struct Wrap {
+            survivors: Survivors,
+        }
+        toml::from_str::<Wrap>(toml_text)
+            .map(|w| w.survivors)
+            .map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn acks_are_the_first_group_of_each_matching_line() {
+        let p: Pattern = r"^ACK (\d+)$".parse().unwrap();
+        assert_eq!(
+            p.ids("ACK 1\nnoise\nACK 2\nACK x\n ACK 3\nACK 4"),
+            ["1", "2", "4"]
+        );
+        let whole: Pattern = r"\d+".parse().unwrap();
+        assert_eq!(whole.ids("a 7 b\nnone\n12"), ["7", "12"]);
+    }
+
+    #[test]
+    fn survivors_read_lines_json_or_a_command() {
+        let s = survivors(r#"survivors = { file = "store.log", pattern = '^(\d+) ' }"#).unwrap();
+        assert_eq!(s.source, SurvivorSource::File("store.log".parse().unwrap()));
+        assert_eq!(s.read.ids("1 a\n2 b\n3").unwrap(), ["1", "2"]);
+
+        let s = survivors(r#"survivors = { file = "ckpt.json", json = "/done" }"#).unwrap();
+        assert_eq!(
+            s.read
+                .ids(r#"{"status": "x", "done": [1, "2", 30]}"#)
+                .unwrap(),
+            ["1", "2", "30"]
+        );
+        assert_eq!(
+            s.read.ids(r#"{"status": "x", "done": [1, 2"#).unwrap_err(),
+            "not valid JSON: EOF while parsing a list at line 1 column 29"
+        );
+        assert_eq!(
+            s.read.ids(r#"{"status": "x"}"#).unwrap_err(),
+            "no `/done` in the JSON document"
+        );
+
+        let s = survivors(r#"survivors = { command = ["verify", "{work}"] }"#).unwrap();
+        assert!(matches!(s.source, SurvivorSource::Command(ref c) if c.len() == 2));
+        assert_eq!(s.read.ids("5\n\n6\n").unwrap(), ["5", "6"]);
+    }
+
+    #[test]
+    fn inconsistent_survivors_are_refused_with_a_reason() {
+        let both = survivors(r#"survivors = { file = "a", command = ["b"] }"#).unwrap_err();
+        assert!(both.contains("exactly one of `file`"), "{both}");
+        let json_cmd = survivors(r#"survivors = { command = ["b"], json = "/x" }"#).unwrap_err();
+        assert_eq!(json_cmd, "`json` reads a file: use it with `file`");
+        let pointer = survivors(r#"survivors = { file = "a", json = "done" }"#).unwrap_err();
+        assert!(pointer.contains("not a JSON pointer"), "{pointer}");
+        let regex = survivors(r#"survivors = { file = "a", pattern = "(" }"#).unwrap_err();
+        assert!(regex.contains("not a valid regular expression"), "{regex}");
+    }
+}

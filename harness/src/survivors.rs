@@ -1,0 +1,128 @@
+//! Reading what survived a case: the file or command `[expect.acked] survivors` names.
+//!
+//! This is the I/O half of `acked-survives`; the ids are picked out of the text by the
+//! pure [`IdReader`](crate::scenario::IdReader) and judged by the invariant.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{AckedSpec, Scenario, SurvivorSource};
+use crate::targets::{self, Binaries};
+
+/// How long a survivors command may run before it is killed and the case's survivors
+/// count as unreadable.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What was read after a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurvivorsRead {
+    /// Where they were read, for the report: `store.log`, `store.log (absent)`,
+    /// `verify {work}`.
+    pub from: String,
+    /// The ids, in order; or why none could be read (a torn file, a failed command).
+    pub ids: Result<Vec<String>, String>,
+}
+
+/// Reads the survivors of a case whose sandbox is `work`.
+pub fn read(
+    spec: &AckedSpec,
+    scenario: &Scenario,
+    binaries: &Binaries,
+    work: &Path,
+) -> SurvivorsRead {
+    match &spec.survivors.source {
+        SurvivorSource::File(path) => match std::fs::read(work.join(path.as_str())) {
+            Ok(bytes) => SurvivorsRead {
+                from: path.to_string(),
+                ids: spec
+                    .survivors
+                    .read
+                    .ids(&String::from_utf8_lossy(&bytes))
+                    .map_err(|e| format!("{path}: {e}")),
+            },
+            // Absent: nothing survived (and nothing acknowledged needed to).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SurvivorsRead {
+                from: format!("{path} (absent)"),
+                ids: Ok(Vec::new()),
+            },
+            Err(e) => SurvivorsRead {
+                from: path.to_string(),
+                ids: Err(format!("cannot read {path}: {e}")),
+            },
+        },
+        SurvivorSource::Command(command) => {
+            let shown: Vec<&str> = command.iter().map(|a| a.raw.as_str()).collect();
+            let argv = targets::fill(command, scenario, binaries, work);
+            SurvivorsRead {
+                from: shown.join(" "),
+                ids: run_command(&argv, work).and_then(|out| spec.survivors.read.ids(&out)),
+            }
+        }
+    }
+}
+
+/// Runs a survivors command in `work`; its stdout, or why it failed.
+fn run_command(argv: &[std::ffi::OsString], work: &Path) -> Result<String, String> {
+    let shown = argv[0].to_string_lossy().into_owned();
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let pid = child.id();
+    // Read both pipes on a helper thread so a chatty command cannot block on a full pipe
+    // while this thread waits on the timeout.
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let err_reader = stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = e.read_to_end(&mut buf);
+                buf
+            })
+        });
+        if let Some(o) = stdout.as_mut() {
+            let _ = o.read_to_end(&mut out);
+        }
+        if let Some(h) = err_reader {
+            err = h.join().unwrap_or_default();
+        }
+        let status = child.wait();
+        let _ = tx.send((status, out, err));
+    });
+    let (status, out, err) = match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(done) => done,
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(format!(
+                "`{shown}` did not finish within {}s",
+                COMMAND_TIMEOUT.as_secs()
+            ));
+        }
+    };
+    let status = status.map_err(|e| format!("waiting for `{shown}`: {e}"))?;
+    if !status.success() {
+        let err = String::from_utf8_lossy(&err);
+        let reason = err.trim();
+        return Err(format!(
+            "`{shown}` failed ({status}){}{}",
+            if reason.is_empty() { "" } else { ": " },
+            reason.lines().take(5).collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}

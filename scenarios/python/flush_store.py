@@ -1,0 +1,128 @@
+"""flush_store.py: the flush-loop store pattern (PATTERNS.md §2) in Python, stdlib only.
+
+The main thread puts --writes records into an in-memory buffer and acknowledges each with
+`ACK <id>` on stdout (under the store's lock, so acknowledgements are in order). A flusher
+thread writes the buffer to --store, one write per record, then fsyncs, every --interval.
+SIGTERM and SIGINT only set an event; the main loop sees it and leaves, and a `finally`
+stops the store: the flusher wakes at once (Event.wait, not sleep), flushes what is left and
+is joined. Every acknowledged record is then on disk; the run exits 14 (stopped) or 0.
+
+Planted bugs (--bug NAME), each the correct code with one thing wrong:
+- handler-print: the handler prints "stopping" (flushed, so it shows at once) before
+  setting the event. Python runs the handler between bytecodes of the main thread, and
+  also inside a flush of stdout's buffered writer, right after its write(2) returns; when
+  it lands there, its print re-enters that writer and raises
+  "RuntimeError: reentrant call inside <_io.BufferedWriter name='<stdout>'>": a crash with
+  a traceback instead of a clean stop.
+- handler-flush: the handler flushes the store itself. When it runs while the main thread
+  holds the store's lock (putting a record), it waits for that lock forever.
+- sleep-stop: the flusher sleeps a whole interval and only then looks at the stop event,
+  so a stop waits out the interval.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+STOPPED = 14
+BUGS = ["handler-print", "handler-flush", "sleep-stop"]
+
+
+class Store:
+    def __init__(self, path, interval, bug):
+        self.lock = threading.Lock()
+        self.buffer = []
+        self.file = open(path, "a", encoding="utf-8")
+        self.interval = interval
+        self.bug = bug
+        self.stopping = threading.Event()
+        self.flusher = threading.Thread(target=self._loop, name="flusher")
+        self.flusher.start()
+
+    def put(self, record_id):
+        with self.lock:
+            self.buffer.append(f"{record_id} {'x' * 48}\n")
+            print(f"ACK {record_id}", flush=True)
+
+    def flush(self):
+        with self.lock:
+            pending, self.buffer = self.buffer, []
+        if not pending:
+            return
+        for record in pending:
+            self.file.write(record)
+            self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def _loop(self):
+        while True:
+            if self.bug == "sleep-stop":
+                time.sleep(self.interval)
+                stopping = self.stopping.is_set()
+            else:
+                stopping = self.stopping.wait(self.interval)
+            try:
+                self.flush()
+            except OSError as error:
+                print(f"flush_store: flush failed, will retry: {error}", file=sys.stderr)
+            if stopping:
+                return
+
+    def stop(self):
+        self.stopping.set()
+        self.flusher.join()
+        self.file.close()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--writes", type=int, default=300)
+    parser.add_argument("--pace", type=float, default=0.001, help="seconds between writes")
+    parser.add_argument("--interval", type=float, default=0.05, help="seconds between flushes")
+    parser.add_argument("--bug", choices=BUGS)
+    args = parser.parse_args()
+
+    stop = threading.Event()
+    store = None
+
+    def on_signal(signum, frame):
+        if args.bug == "handler-print":
+            print(f"flush_store: {signal.Signals(signum).name}, stopping", flush=True)
+        if args.bug == "handler-flush" and store is not None:
+            store.flush()
+        stop.set()
+
+    # SIGINT first: Python has its own SIGINT handler from startup (KeyboardInterrupt),
+    # so the moment SIGTERM's handler appears is the moment both are this program's.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    store = Store(args.store, args.interval, args.bug)
+    try:
+        for record_id in range(1, args.writes + 1):
+            if stop.is_set():
+                break
+            store.put(record_id)
+            time.sleep(args.pace)
+    finally:
+        store.stop()
+    if stop.is_set():
+        print("flush_store: stopped; every acknowledged record is on disk", file=sys.stderr)
+        return STOPPED
+    return 0
+
+
+def exit_with(code):
+    """Exits with `code`, no later signal can change it: Python restores the default
+    actions of SIGINT and SIGTERM while the interpreter shuts down, so a signal arriving
+    then would turn a finished run into a death by signal."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    exit_with(main())
