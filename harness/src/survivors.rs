@@ -22,7 +22,7 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SurvivorsRead {
     /// Where they were read, for the report: `store.log`, `store.log (absent)`,
-    /// `verify {work}`.
+    /// ``the output of `verify {work}` ``.
     pub from: String,
     /// The ids, in order; or why none could be read (a torn file, a failed command).
     pub ids: Result<Vec<String>, String>,
@@ -59,7 +59,7 @@ pub fn read(
             let shown: Vec<&str> = command.iter().map(|a| a.raw.as_str()).collect();
             let argv = targets::fill(command, scenario, binaries, work);
             SurvivorsRead {
-                from: shown.join(" "),
+                from: format!("the output of `{}`", shown.join(" ")),
                 ids: run_command(&argv, work).and_then(|out| spec.survivors.read.ids(&out)),
             }
         }
