@@ -3,7 +3,6 @@
 //! This is the I/O half of `acked-survives`; the ids are picked out of the text by the
 //! pure [`IdReader`](crate::scenario::IdReader) and judged by the invariant.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -69,7 +68,7 @@ pub fn read(
 /// Runs a survivors command in `work`; its stdout, or why it failed.
 fn run_command(argv: &[std::ffi::OsString], work: &Path) -> Result<String, String> {
     let shown = argv[0].to_string_lossy().into_owned();
-    let mut child = Command::new(&argv[0])
+    let child = Command::new(&argv[0])
         .args(&argv[1..])
         .current_dir(work)
         .stdin(Stdio::null())
@@ -78,32 +77,16 @@ fn run_command(argv: &[std::ffi::OsString], work: &Path) -> Result<String, Strin
         .spawn()
         .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     let pid = child.id();
-    // Read both pipes on a helper thread so a chatty command cannot block on a full pipe
-    // while this thread waits on the timeout.
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    // Both pipes are read while waiting (wait_with_output), on a helper thread so that
+    // this one can give up at the timeout.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let err_reader = stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = e.read_to_end(&mut buf);
-                buf
-            })
-        });
-        if let Some(o) = stdout.as_mut() {
-            let _ = o.read_to_end(&mut out);
-        }
-        if let Some(h) = err_reader {
-            err = h.join().unwrap_or_default();
-        }
-        let status = child.wait();
-        let _ = tx.send((status, out, err));
+        let _ = tx.send(child.wait_with_output());
     });
-    let (status, out, err) = match rx.recv_timeout(COMMAND_TIMEOUT) {
-        Ok(done) => done,
+    let output = match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(done) => done.map_err(|e| format!("waiting for `{shown}`: {e}"))?,
         Err(_) => {
+            // Not reaped yet (the helper thread is still waiting), so the pid is its own.
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
@@ -114,15 +97,15 @@ fn run_command(argv: &[std::ffi::OsString], work: &Path) -> Result<String, Strin
             ));
         }
     };
-    let status = status.map_err(|e| format!("waiting for `{shown}`: {e}"))?;
-    if !status.success() {
-        let err = String::from_utf8_lossy(&err);
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
         let reason = err.trim();
         return Err(format!(
-            "`{shown}` failed ({status}){}{}",
+            "`{shown}` failed ({}){}{}",
+            output.status,
             if reason.is_empty() { "" } else { ": " },
             reason.lines().take(5).collect::<Vec<_>>().join(" / ")
         ));
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{campaign, killpoint, root, scenario_dir};
+use common::{campaign, interrupt, killpoint, root, scenario_dir};
 
 #[test]
 fn correct_atomic_writer_holds_for_64_cases() {
@@ -330,14 +330,7 @@ fn sigint_to_killpoint_stops_the_campaign_and_leaves_nothing_behind() {
         seen.extend(sandboxes(&needle));
         std::thread::yield_now();
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let (status, stdout) = interrupt(child);
     assert_eq!(status.code(), Some(130), "{stdout}");
     assert!(stdout.contains("(interrupted)"), "{stdout}");
     assert!(

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use serde_json::Value;
 
 mod common;
-use common::{campaign, killpoint, scenario_dir};
+use common::{campaign, interrupt, killpoint, scenario_dir};
 
 const INDEX: &str = "scenarios/atomic-writer-index-inplace.toml";
 
@@ -296,14 +296,7 @@ fn a_failure_is_recorded_before_shrinking_and_survives_an_interrupt() {
     }
     assert!(child.try_wait().unwrap().is_none(), "still shrinking");
     assert_eq!(case_lines(&regressions), [original.as_str()]);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let (status, stdout) = interrupt(child);
     assert_eq!(status.code(), Some(130), "{stdout}");
     assert!(
         stdout.contains("found before the stop: a violation of atomic-output at case 1"),

@@ -14,18 +14,17 @@ Planted bugs (--bug NAME), each the correct code with one thing wrong:
   handler and kills the run on the spot, with no checkpoint.
 """
 
-import signal
 import sys
 import threading
 
+from shutdown import exit_with, install_handlers
+
 stop = threading.Event()
 BUGS = ["no-finally", "keyboard-interrupt"]
-# Handlers before anything else, so a stop is never lost to a slow start (SIGINT first:
-# Python has its own SIGINT handler from startup; once SIGTERM's is installed, both are
-# this program's). The keyboard-interrupt bug keeps Python's defaults.
+# Handlers before anything else, so a stop is never lost to a slow start. The
+# keyboard-interrupt bug keeps Python's defaults.
 if "keyboard-interrupt" not in sys.argv:
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    install_handlers(lambda signum, frame: stop.set())
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -104,14 +103,6 @@ def main():
         return 0
     print(f"batch_runner: interrupted after {len(done)} of {args.units} units", file=sys.stderr)
     return STOPPED
-
-
-def exit_with(code):
-    """Exits with `code`, no later signal can change it: Python restores the default
-    actions of SIGINT and SIGTERM while the interpreter shuts down, so a signal arriving
-    then would turn a finished run into a death by signal."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from shutdown import exit_with, install_handlers
+
 STOPPED = 14
 BUGS = ["handler-print", "handler-flush", "sleep-stop"]
 
@@ -96,10 +98,7 @@ def main():
             store.flush()
         stop.set()
 
-    # SIGINT first: Python has its own SIGINT handler from startup (KeyboardInterrupt),
-    # so the moment SIGTERM's handler appears is the moment both are this program's.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    install_handlers(on_signal)
 
     store = Store(args.store, args.interval, args.bug)
     try:
@@ -114,14 +113,6 @@ def main():
         print("flush_store: stopped; every acknowledged record is on disk", file=sys.stderr)
         return STOPPED
     return 0
-
-
-def exit_with(code):
-    """Exits with `code`, no later signal can change it: Python restores the default
-    actions of SIGINT and SIGTERM while the interpreter shuts down, so a signal arriving
-    then would turn a finished run into a death by signal."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ import signal
 import sys
 import threading
 
+from shutdown import exit_with, install_handlers
+
 stop = threading.Event()
-# Handlers first (SIGINT first: Python has its own from startup; once SIGTERM's is
-# installed, both are this program's).
-signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+install_handlers(lambda signum, frame: stop.set())  # first, so no stop is lost to a slow start
 
 import argparse  # noqa: E402
 import subprocess  # noqa: E402
@@ -92,14 +91,6 @@ def main():
     if args.child is not None:
         return child(args.child, args)
     return supervise(args)
-
-
-def exit_with(code):
-    """Exits with `code`, no later signal can change it: Python restores the default
-    actions of SIGINT and SIGTERM while the interpreter shuts down, so a signal arriving
-    then would turn a finished run into a death by signal."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    sys.exit(code)
 
 
 if __name__ == "__main__":

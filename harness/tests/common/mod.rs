@@ -119,3 +119,17 @@ pub fn scenario_dir() -> tempfile::TempDir {
         .tempdir_in(root().join("scenarios"))
         .unwrap()
 }
+
+/// Sends SIGINT to a running `killpoint` (as Ctrl-C would) and collects how it ended
+/// and what it printed.
+pub fn interrupt(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    (status, stdout)
+}
