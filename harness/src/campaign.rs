@@ -8,7 +8,7 @@
 //! comes from its own id, and once case `i` has failed no case after `i` is started,
 //! while the ones before it still finish. Shrinking then runs one candidate at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,11 +21,13 @@ use crate::invariants::{self, Context, InvariantName, Verdict};
 use crate::os::interrupt;
 use crate::os::run::{self, Limits, RunError};
 use crate::os::sandbox::Sandbox;
-use crate::os::tracer::{SyscallStrike, TraceSetup};
+use crate::os::tracer::{SyscallStrike, TraceError, TraceSetup};
 use crate::outcome::{FileState, Outcome, OutputRecord};
 use crate::plan::{self, CaseId, Clock, Plan, Point, Strike, StrikeSpace};
 use crate::regressions;
-use crate::scenario::{PointSpec, Scenario, ShrinkBudget};
+use crate::scenario::{
+    MarkerSource, PointSpec, Scenario, Severity, ShrinkBudget, Signal, WorkPath,
+};
 use crate::shrink::{self, Stopped, Tried};
 use crate::survivors;
 use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
@@ -109,6 +111,18 @@ pub struct ScenarioReport {
     pub case: Option<Failure>,
     /// Things the reader should know: a stale regression entry, a file not written.
     pub notes: Vec<String>,
+    /// Advisory promises broken (`handler_io = "warn"`): the first case per invariant.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+/// An advisory invariant broken in a case that otherwise passed or failed on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    pub invariant: InvariantName,
+    pub case_index: u64,
+    pub case_id: CaseId,
+    pub evidence: Vec<String>,
 }
 
 /// How much of the strike space the cases tried.
@@ -183,6 +197,9 @@ pub struct Failure {
     pub case_id: CaseId,
     pub plan: Plan,
     pub violations: Vec<(InvariantName, Vec<String>)>,
+    /// Advisory promises this case broke.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<(InvariantName, Vec<String>)>,
     pub outcome: Outcome,
     /// The failing case's sandbox, kept for inspection.
     pub sandbox: Option<PathBuf>,
@@ -203,7 +220,22 @@ impl CaseResult {
             .iter()
             .filter_map(|(name, v)| match v {
                 Verdict::Violated { evidence } => Some((*name, evidence.clone())),
-                Verdict::Held => None,
+                Verdict::Held | Verdict::Warned { .. } => None,
+            })
+            .collect()
+    }
+
+    fn warnings(&self) -> Vec<Warning> {
+        self.verdicts
+            .iter()
+            .filter_map(|(name, v)| match v {
+                Verdict::Warned { evidence } => Some(Warning {
+                    invariant: *name,
+                    case_index: self.index,
+                    case_id: self.id.clone(),
+                    evidence: evidence.clone(),
+                }),
+                _ => None,
             })
             .collect()
     }
@@ -234,6 +266,11 @@ impl CaseResult {
         Failure {
             case_index: self.index,
             violations: self.violations(),
+            warnings: self
+                .warnings()
+                .into_iter()
+                .map(|w| (w.invariant, w.evidence))
+                .collect(),
             case_id: self.id,
             plan: self.plan,
             outcome: self.outcome,
@@ -296,6 +333,7 @@ impl Campaign {
             shrink: None,
             case: None,
             notes: Vec::new(),
+            warnings: Vec::new(),
         };
         let error = |message: String| ScenarioResult::Error { message };
         run::become_subreaper();
@@ -341,7 +379,7 @@ impl Campaign {
         // scenario working.
         let unexpected =
             |violated: &[InvariantName]| verdict(scenario, violated) == ScenarioResult::Violated;
-        let notes = Mutex::new(Vec::new());
+        let notes = Mutex::new(census.untraced.iter().cloned().collect::<Vec<_>>());
         let write_regression = |id: &CaseId, comment: String| {
             let (Some(path), true) = (&regressions_file, record) else {
                 return;
@@ -367,6 +405,7 @@ impl Campaign {
         let failures: Mutex<Vec<CaseResult>> = Mutex::new(Vec::new());
         let summaries: Mutex<Vec<CaseSummary>> = Mutex::new(Vec::new());
         let errors: Mutex<Vec<(u64, String, bool)>> = Mutex::new(Vec::new());
+        let warnings: Mutex<Vec<Warning>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..self.options.jobs.max(1) {
                 scope.spawn(|| {
@@ -390,6 +429,7 @@ impl Campaign {
                         match ran {
                             Ok(result) => {
                                 summaries.lock().unwrap().push(result.summary());
+                                warnings.lock().unwrap().extend(result.warnings());
                                 let violated = result.violated();
                                 if !violated.is_empty() {
                                     first_failed.fetch_min(index, Ordering::SeqCst);
@@ -436,6 +476,11 @@ impl Campaign {
             exhaustive,
         });
         report.cases = summaries;
+        let mut warnings = warnings.into_inner().unwrap();
+        warnings.sort_by_key(|w| w.case_index);
+        let mut warned = BTreeSet::new();
+        warnings.retain(|w| warned.insert(w.invariant));
+        report.warnings = warnings;
 
         let first = first_failed.load(Ordering::SeqCst);
         let mut errors = errors.into_inner().unwrap();
@@ -656,7 +701,7 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
         PointSpec::Delay { after_handler, .. } => after_handler,
         PointSpec::Syscall(_) => None,
     }));
-    let trace = scenario.needs_tracer().then(|| {
+    let trace = scenario.wants_tracer().then(|| {
         let mut classes = scenario.strike_classes();
         classes.extend(CONTEXT_CLASSES);
         classes.insert(SyscallClass::Sigaction);
@@ -665,9 +710,35 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
             strikes: Vec::new(),
             root: sandbox.path().to_path_buf(),
             keep_events: true,
+            handler_io: scenario.expect.handler_io != Severity::Off,
         }
     });
-    let ran = run::run(&launch, &[], &signals, limits(scenario), trace)?;
+    // Where the tracer only adds evidence, a machine without ptrace runs untraced.
+    let mut untraced = None;
+    let ran = match run::run(&launch, &[], &signals, limits(scenario), trace) {
+        Err(RunError::Trace(why @ TraceError::Unavailable { .. })) if !scenario.needs_tracer() => {
+            untraced = Some(format!(
+                "run untraced, without per-process timelines or handler checks: {why}"
+            ));
+            let sandbox = Sandbox::create(&scenario.setup)?;
+            let launch = targets::launch(scenario, binaries, sandbox.path());
+            let ran = run::run(&launch, &[], &signals, limits(scenario), None)?;
+            return census_from(scenario, binaries, &sandbox, ran, &signals, untraced);
+        }
+        ran => ran?,
+    };
+    census_from(scenario, binaries, &sandbox, ran, &signals, untraced)
+}
+
+/// The census from its run and what that run left in the sandbox.
+fn census_from(
+    scenario: &Scenario,
+    binaries: &Binaries,
+    sandbox: &Sandbox,
+    ran: run::Run,
+    signals: &[Signal],
+    untraced: Option<String>,
+) -> Result<Census, RunError> {
     let (syscalls, events) = match ran.trace {
         Some(log) => (Some(log.census), log.events),
         None => (None, Vec::new()),
@@ -697,13 +768,32 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
             .map(|spec| survivors::read(spec, scenario, binaries, sandbox.path())),
         syscalls,
         events,
+        marker_files: marker_files(scenario, sandbox)?,
+        untraced,
     })
+}
+
+/// The files the scenario's `once` markers are counted in, as text (`None`: absent).
+fn marker_files(
+    scenario: &Scenario,
+    sandbox: &Sandbox,
+) -> Result<BTreeMap<WorkPath, Option<String>>, RunError> {
+    let mut files = BTreeMap::new();
+    for spec in &scenario.expect.once {
+        if let MarkerSource::File(path) = &spec.source {
+            let text = sandbox
+                .read(path)?
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+            files.insert(path.clone(), text);
+        }
+    }
+    Ok(files)
 }
 
 /// What the tracer must do for a case of this scenario under `plan`: trap the plan's
 /// syscall classes and the context classes, and fire the syscall strikes.
 pub fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> Option<TraceSetup> {
-    if !scenario.needs_tracer() {
+    if !scenario.wants_tracer() {
         return None;
     }
     let mut classes: ClassSet = CONTEXT_CLASSES.into_iter().collect();
@@ -741,6 +831,7 @@ pub fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> O
         strikes,
         root: root.to_path_buf(),
         keep_events: false,
+        handler_io: scenario.expect.handler_io != Severity::Off,
     })
 }
 
@@ -802,6 +893,35 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
             ));
         }
     }
+    if scenario.expect.no_crash_output {
+        let lines = invariants::crash_lines(&census.stderr.text, &scenario.expect.crash_patterns);
+        if let Some(&first) = lines.first() {
+            return Err(format!(
+                "the uninterrupted run's stderr shows a crash at line {first}: `{}`: fix the target, or set `no_crash_output = false` if that line is not a crash",
+                census
+                    .stderr
+                    .text
+                    .lines()
+                    .nth(first - 1)
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for spec in &scenario.expect.once {
+        let text = match &spec.source {
+            MarkerSource::Stdout => Some(census.stdout.text.as_str()),
+            MarkerSource::Stderr => Some(census.stderr.text.as_str()),
+            MarkerSource::File(path) => census.marker_files.get(path).and_then(|t| t.as_deref()),
+        };
+        let count = text.map_or(0, |t| t.lines().filter(|l| spec.marker.is_match(l)).count());
+        if count != 1 {
+            return Err(format!(
+                "the uninterrupted run shows `{}` {count} times in {}, not once: check `[[expect.once]]`",
+                spec.marker.as_str(),
+                spec.source
+            ));
+        }
+    }
     if !census.leftovers.is_empty() {
         let list: Vec<String> = census
             .leftovers
@@ -831,7 +951,12 @@ fn run_case(
         .map(|p| sandbox.read(p))
         .collect::<Result<_, _>>()?;
     let launch = targets::launch(scenario, binaries, sandbox.path());
-    let trace = case_trace(scenario, &plan, sandbox.path());
+    // Cases are traced as the census was: it fell back to untraced where ptrace is refused.
+    let trace = census
+        .syscalls
+        .is_some()
+        .then(|| case_trace(scenario, &plan, sandbox.path()))
+        .flatten();
     let ran = run::run(&launch, &plan.strikes, &[], limits(scenario), trace)?;
 
     let mut records = Vec::new();
@@ -849,7 +974,7 @@ fn run_case(
         .into_iter()
         .filter(|f| !census.files_after.contains(f))
         .collect();
-    let outcome = Outcome {
+    let mut outcome = Outcome {
         status: ran.status,
         exited_at: ran.exited_at,
         strikes: ran.strikes,
@@ -866,8 +991,17 @@ fn run_case(
             .as_ref()
             .map(|spec| survivors::read(spec, scenario, binaries, sandbox.path())),
         tracking: ran.tracking,
-        trace: ran.trace.map(|log| log.windows).unwrap_or_default(),
+        trace: Vec::new(),
+        processes: Vec::new(),
+        handler_io: Vec::new(),
+        marker_files: BTreeMap::new(),
     };
+    if let Some(log) = ran.trace {
+        outcome.trace = log.windows;
+        outcome.processes = log.census.processes;
+        outcome.handler_io = log.handler_io;
+    }
+    outcome.marker_files = marker_files(scenario, &sandbox)?;
     let verdicts = invariants::judge(&Context {
         expect: &scenario.expect,
         census,

@@ -41,6 +41,12 @@ pub struct Census {
     /// do that the uninterrupted run did.
     #[serde(skip)]
     pub events: Vec<Event>,
+    /// The files `[[expect.once]]` markers are counted in, as text.
+    #[serde(skip)]
+    pub marker_files: BTreeMap<WorkPath, Option<String>>,
+    /// Why a scenario that would be traced ran untraced (ptrace refused here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untraced: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

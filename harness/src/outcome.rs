@@ -3,6 +3,7 @@
 //! The OS layer fills it in; invariants read it and nothing else, so a saved outcome can be
 //! judged again, or built by hand in a unit test, without running anything.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Point;
 use crate::scenario::{ExitStatus, Recipient, Signal, WorkPath};
 use crate::survivors::SurvivorsRead;
-use crate::syscalls::Event;
+use crate::syscalls::{Event, TracedProcess};
 
 /// Everything observed in one case. Times are measured from the moment the target was
 /// spawned.
@@ -47,6 +48,33 @@ pub struct Outcome {
     /// after it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trace: Vec<ProcessTrace>,
+    /// With the tracer: every process of the tree, in the order started, with when it
+    /// started, the signals delivered to it and when and how it exited. Empty untraced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<TracedProcess>,
+    /// With the tracer: files written or synced inside a signal handler.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handler_io: Vec<HandlerIo>,
+    /// The files `[[expect.once]]` markers are counted in, as text after the run (`None`:
+    /// absent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub marker_files: BTreeMap<WorkPath, Option<String>>,
+}
+
+/// A file written or synced while a signal handler ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerIo {
+    pub pid: i32,
+    pub tid: i32,
+    /// The signal whose handler was running.
+    pub signal: Signal,
+    /// When the handler was entered.
+    #[serde(with = "crate::report::millis")]
+    pub entered_at: Duration,
+    #[serde(with = "crate::report::millis")]
+    pub at: Duration,
+    /// The call, e.g. `write 64 B to store.log`.
+    pub call: String,
 }
 
 /// What one process of the tree did around the first strike.
@@ -67,6 +95,43 @@ impl Outcome {
     /// The first strike that reached a live target: it decides the situation.
     pub fn first_delivered(&self) -> Option<&StrikeRecord> {
         self.strikes.iter().find(|s| s.delivered())
+    }
+
+    /// Each traced process that was alive at or after `from`, one line each: when it
+    /// started (if after `from`), the signals delivered to it and how and when it ended,
+    /// all relative to `from`: `pid 12 (worker --id 1): SIGTERM +0.3 ms, exit 0 +801.2 ms`.
+    pub fn timeline(&self, from: Duration) -> Vec<String> {
+        let rel = |at: Duration| {
+            if at >= from {
+                format!("+{}", crate::invariants::ms(at - from))
+            } else {
+                format!("-{}", crate::invariants::ms(from - at))
+            }
+        };
+        self.processes
+            .iter()
+            .filter(|p| p.exited_at.is_none_or(|at| at >= from))
+            .map(|p| {
+                let mut events = Vec::new();
+                if p.started_at > from {
+                    events.push(format!("started {}", rel(p.started_at)));
+                }
+                for d in p.signals.iter().filter(|d| d.at >= from) {
+                    events.push(format!("{} {}", d.signal, rel(d.at)));
+                }
+                events.push(match (p.status, p.exited_at) {
+                    (Some(status), Some(at)) => format!("{status} {}", rel(at)),
+                    (None, Some(at)) => format!("gone {}", rel(at)),
+                    _ => "never seen to exit".into(),
+                });
+                format!(
+                    "pid {} ({}): {}",
+                    p.pid,
+                    short(&p.command),
+                    events.join(", ")
+                )
+            })
+            .collect()
     }
 
     /// How long the tree took to go after the first delivered strike, if it went by itself.
@@ -232,6 +297,17 @@ impl Difference {
             found: preview(found),
             expected: preview(expected),
         }
+    }
+}
+
+/// A command line cut to a readable length.
+fn short(command: &str) -> String {
+    const MAX: usize = 60;
+    if command.chars().count() <= MAX {
+        command.to_string()
+    } else {
+        let cut: String = command.chars().take(MAX - 1).collect();
+        format!("{cut}…")
     }
 }
 

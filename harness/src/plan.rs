@@ -554,6 +554,8 @@ pub(crate) mod testing {
             survivors: None,
             syscalls: None,
             events: vec![],
+            marker_files: Default::default(),
+            untraced: None,
         }
     }
 

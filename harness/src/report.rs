@@ -190,11 +190,20 @@ pub fn repro_text(report: &ScenarioReport) -> String {
             let _ = writeln!(out, "  {line}");
         }
     }
-    if case.outcome.trace.is_empty() {
+    if case.outcome.processes.is_empty() {
         let _ = writeln!(
             out,
-            "  trace: none (delay strikes run untraced; syscall points trace the target)"
+            "  trace: none (the case ran untraced: no ptrace, or `handler_io = \"off\"` with no deadline and no syscall point)"
         );
+    }
+    if let Some(first) = case.outcome.first_delivered() {
+        let timeline = case.outcome.timeline(first.sent_at.unwrap_or_default());
+        if !timeline.is_empty() {
+            let _ = writeln!(out, "  timeline from the first strike ({}):", first.signal);
+            for line in timeline {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
     }
     for process in &case.outcome.trace {
         let _ = writeln!(out, "  trace of pid {} ({}):", process.pid, process.command);
@@ -234,14 +243,21 @@ pub fn repro_text(report: &ScenarioReport) -> String {
     }
     let _ = writeln!(out, "  verdicts:");
     for name in &report.checked {
-        match case.violations.iter().find(|(n, _)| n == name) {
-            Some((_, evidence)) => {
-                let _ = writeln!(out, "    {name}: VIOLATED");
+        let violated = case.violations.iter().find(|(n, _)| n == name);
+        let warned = case.warnings.iter().find(|(n, _)| n == name);
+        match (violated, warned) {
+            (Some((_, evidence)), _) | (None, Some((_, evidence))) => {
+                let head = if violated.is_some() {
+                    "VIOLATED"
+                } else {
+                    "WARNING"
+                };
+                let _ = writeln!(out, "    {name}: {head}");
                 for line in evidence {
                     let _ = writeln!(out, "      {line}");
                 }
             }
-            None => {
+            (None, None) => {
                 let _ = writeln!(out, "    {name}: held");
             }
         }
@@ -264,6 +280,18 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
     }
     for note in &report.notes {
         let _ = writeln!(out, "  note: {note}");
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(
+            out,
+            "  WARNING: {} at case {} (rerun: {})",
+            warning.invariant,
+            warning.case_index + 1,
+            rerun_commands(report, &warning.case_id)[0]
+        );
+        for line in &warning.evidence {
+            let _ = writeln!(out, "    {line}");
+        }
     }
     let checked: Vec<&str> = report.checked.iter().map(|n| n.as_str()).collect();
     let mut cases = format!("{} of {} cases run", report.cases_run, report.cases_planned);

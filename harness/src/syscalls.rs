@@ -369,6 +369,20 @@ pub struct TracedProcess {
     pub started_at: Duration,
     #[serde(with = "crate::report::opt_millis")]
     pub exited_at: Option<Duration>,
+    /// The signals delivered to it (signal-delivery stops; SIGCHLD left out), in order.
+    /// A SIGKILL has no delivery stop: it shows as the exit status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Delivered>,
+}
+
+/// A signal delivered to a process of the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub signal: Signal,
+    #[serde(with = "crate::report::millis")]
+    pub at: Duration,
+    /// Whether it ran a handler (else its default action, or it was ignored).
+    pub handled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

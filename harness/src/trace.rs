@@ -52,6 +52,7 @@ pub fn trace(
         strikes: Vec::new(),
         root: cwd,
         keep_events: true,
+        handler_io: false,
     };
     run::become_subreaper();
     let ran = run::run(

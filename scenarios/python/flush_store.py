@@ -18,6 +18,13 @@ Planted bugs (--bug NAME), each the correct code with one thing wrong:
   holds the store's lock (putting a record), it waits for that lock forever.
 - sleep-stop: the flusher sleeps a whole interval and only then looks at the stop event,
   so a stop waits out the interval.
+- seal-in-handler: the handler seals the store itself ("so nothing is lost"), and the
+  `finally` seals it again on the way out: the `END` trailer and the `FLUSHED` line
+  appear twice. Teardown that is not idempotent.
+
+stop() is idempotent, and seals the store once: a trailer line `END <records>` and a
+`FLUSHED <records>` line on stdout, the side effects a teardown must make exactly once
+however many signals arrive.
 """
 
 import argparse
@@ -30,7 +37,7 @@ import time
 from shutdown import exit_with, install_handlers
 
 STOPPED = 14
-BUGS = ["handler-print", "handler-flush", "sleep-stop"]
+BUGS = ["handler-print", "handler-flush", "sleep-stop", "seal-in-handler"]
 
 
 class Store:
@@ -41,6 +48,8 @@ class Store:
         self.interval = interval
         self.bug = bug
         self.stopping = threading.Event()
+        self.stopped = False
+        self.written = 0
         self.flusher = threading.Thread(target=self._loop, name="flusher")
         self.flusher.start()
 
@@ -57,6 +66,7 @@ class Store:
         for record in pending:
             self.file.write(record)
             self.file.flush()
+            self.written += 1
         os.fsync(self.file.fileno())
 
     def _loop(self):
@@ -74,8 +84,25 @@ class Store:
                 return
 
     def stop(self):
+        """Stops the flusher, which flushes what is left, and seals the store. Idempotent:
+        a second call (another signal, the exit path after the signal path) does nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
         self.stopping.set()
         self.flusher.join()
+        self.seal()
+
+    def seal(self):
+        """The last side effects of a teardown: the trailer and the FLUSHED line."""
+        self.file.write(f"END {self.written}\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        # Straight to the descriptor: a stop run from a handler must not re-enter stdout's
+        # buffered writer (that is handler-print's bug, not this one's).
+        os.write(sys.stdout.fileno(), f"FLUSHED {self.written}\n".encode())
+
+    def close(self):
         self.file.close()
 
 
@@ -96,6 +123,8 @@ def main():
             print(f"flush_store: {signal.Signals(signum).name}, stopping", flush=True)
         if args.bug == "handler-flush" and store is not None:
             store.flush()
+        if args.bug == "seal-in-handler" and store is not None:
+            store.seal()
         stop.set()
 
     install_handlers(on_signal)
@@ -109,6 +138,7 @@ def main():
             time.sleep(args.pace)
     finally:
         store.stop()
+        store.close()
     if stop.is_set():
         print("flush_store: stopped; every acknowledged record is on disk", file=sys.stderr)
         return STOPPED

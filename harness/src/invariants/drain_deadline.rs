@@ -14,10 +14,29 @@ pub fn check(ctx: &Context) -> Verdict {
     };
     let sent = strike.sent_at.unwrap_or_default();
     let overran = |gone: String| {
-        Verdict::violated(vec![
+        let mut evidence = vec![
             format!("{} sent at {}; {gone}", strike.signal, ms(sent)),
             format!("the deadline is {} after the strike", ms(deadline)),
-        ])
+        ];
+        // With the tracer: who was late, and the whole tree's timeline.
+        let bound = sent + deadline;
+        for p in &outcome.processes {
+            match p.exited_at {
+                Some(at) if at > bound => evidence.push(format!(
+                    "pid {} ({}) ended {} after the strike",
+                    p.pid,
+                    p.command,
+                    ms(at - sent)
+                )),
+                _ => {}
+            }
+        }
+        let timeline = outcome.timeline(sent);
+        if !timeline.is_empty() {
+            evidence.push(format!("timeline from the strike ({}):", strike.signal));
+            evidence.extend(timeline.into_iter().map(|l| format!("  {l}")));
+        }
+        Verdict::violated(evidence)
     };
     if let Some(kill) = outcome
         .killed
@@ -106,6 +125,48 @@ mod tests {
         assert_eq!(
             evidence[0],
             "SIGTERM sent at 100.0 ms; the main process exited at 600.0 ms, but the tree was still running 2000.0 ms later and was killed at 2100.0 ms"
+        );
+    }
+
+    #[test]
+    fn a_traced_overrun_names_the_late_processes_and_shows_the_timeline() {
+        use crate::syscalls::{Delivered, TracedProcess};
+        let mut o = drained_at(2_500);
+        let process = |pid, parent, signalled: u64, exit: u64| TracedProcess {
+            pid,
+            parent,
+            command: format!("sup {pid}"),
+            threads: 0,
+            status: Some(crate::scenario::ExitStatus::Code(0)),
+            started_at: at_ms(0),
+            exited_at: Some(at_ms(exit)),
+            signals: vec![Delivered {
+                signal: Signal::SIGTERM,
+                at: at_ms(signalled),
+                handled: true,
+            }],
+        };
+        // Drains stacked: each child is told only once the one before has gone.
+        o.processes = vec![
+            process(1, None, 100, 2_500),
+            process(2, Some(1), 100, 900),
+            process(3, Some(1), 900, 1_700),
+            process(4, Some(1), 1_700, 2_499),
+        ];
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("2.4 s > 2 s")
+        };
+        assert_eq!(
+            evidence[2..],
+            [
+                "pid 1 (sup 1) ended 2400.0 ms after the strike",
+                "pid 4 (sup 4) ended 2399.0 ms after the strike",
+                "timeline from the strike (SIGTERM):",
+                "  pid 1 (sup 1): SIGTERM +0.0 ms, exit 0 +2400.0 ms",
+                "  pid 2 (sup 2): SIGTERM +0.0 ms, exit 0 +800.0 ms",
+                "  pid 3 (sup 3): SIGTERM +800.0 ms, exit 0 +1600.0 ms",
+                "  pid 4 (sup 4): SIGTERM +1600.0 ms, exit 0 +2399.0 ms",
+            ]
         );
     }
 

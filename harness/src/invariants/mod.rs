@@ -10,9 +10,15 @@ mod acked_survives;
 mod atomic_output;
 mod drain_deadline;
 mod exit_code;
+mod handler_no_io;
+mod idempotent_teardown;
+mod no_crash_output;
 mod no_leftover_processes;
+mod signal_forwarded;
 #[cfg(test)]
 pub(crate) mod testing;
+
+pub use no_crash_output::crash_lines;
 
 use std::fmt;
 
@@ -21,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::census::Census;
 use crate::outcome::Outcome;
 use crate::plan::Plan;
-use crate::scenario::Expect;
+use crate::scenario::{Expect, Severity};
 
 /// What an invariant reads.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +43,14 @@ pub struct Context<'a> {
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Verdict {
     Held,
-    Violated { evidence: Vec<String> },
+    Violated {
+        evidence: Vec<String>,
+    },
+    /// Broken, but the scenario takes this promise as advice (`handler_io = "warn"`): the
+    /// report shows it and the case still passes.
+    Warned {
+        evidence: Vec<String>,
+    },
 }
 
 impl Verdict {
@@ -64,15 +77,28 @@ pub enum InvariantName {
     NoLeftoverProcesses,
     /// Every acknowledged id is present afterwards.
     AckedSurvives,
+    /// stderr shows no crash: traceback, panic, segfault, sanitizer report.
+    NoCrashOutput,
+    /// More signals during teardown change nothing; `once` markers appear exactly once.
+    IdempotentTeardown,
+    /// Every child alive at the strike receives a termination signal before its parent
+    /// exits.
+    SignalForwarded,
+    /// Signal handlers write and sync no files.
+    HandlerNoIo,
 }
 
 impl InvariantName {
-    pub const ALL: [InvariantName; 5] = [
+    pub const ALL: [InvariantName; 9] = [
         InvariantName::ExitCode,
         InvariantName::AtomicOutput,
         InvariantName::DrainDeadline,
         InvariantName::NoLeftoverProcesses,
         InvariantName::AckedSurvives,
+        InvariantName::NoCrashOutput,
+        InvariantName::IdempotentTeardown,
+        InvariantName::SignalForwarded,
+        InvariantName::HandlerNoIo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +108,10 @@ impl InvariantName {
             InvariantName::DrainDeadline => "drain-deadline",
             InvariantName::NoLeftoverProcesses => "no-leftover-processes",
             InvariantName::AckedSurvives => "acked-survives",
+            InvariantName::NoCrashOutput => "no-crash-output",
+            InvariantName::IdempotentTeardown => "idempotent-teardown",
+            InvariantName::SignalForwarded => "signal-forwarded",
+            InvariantName::HandlerNoIo => "handler-no-io",
         }
     }
 
@@ -93,7 +123,18 @@ impl InvariantName {
             InvariantName::DrainDeadline => expect.deadline.is_some(),
             InvariantName::NoLeftoverProcesses => expect.no_leftover_processes,
             InvariantName::AckedSurvives => expect.acked.is_some(),
+            InvariantName::NoCrashOutput => expect.no_crash_output,
+            InvariantName::IdempotentTeardown => {
+                expect.idempotent_teardown || !expect.once.is_empty()
+            }
+            InvariantName::SignalForwarded => expect.signal_forwarded,
+            InvariantName::HandlerNoIo => expect.handler_io != Severity::Off,
         }
+    }
+
+    /// Whether a violation of it is only a warning for this scenario.
+    pub fn is_advisory(self, expect: &Expect) -> bool {
+        self == InvariantName::HandlerNoIo && expect.handler_io == Severity::Warn
     }
 
     /// What a scenario must declare to have this invariant checked.
@@ -104,6 +145,14 @@ impl InvariantName {
             InvariantName::DrainDeadline => "declare `deadline` in [expect]",
             InvariantName::NoLeftoverProcesses => "set `no_leftover_processes = true` in [expect]",
             InvariantName::AckedSurvives => "declare [expect.acked] with `ack` and `survivors`",
+            InvariantName::NoCrashOutput => "set `no_crash_output = true` in [expect]",
+            InvariantName::IdempotentTeardown => {
+                "set `idempotent_teardown = true` or declare [[expect.once]] markers"
+            }
+            InvariantName::SignalForwarded => "set `signal_forwarded = true` in [expect]",
+            InvariantName::HandlerNoIo => {
+                "set `handler_io = \"violation\"` in [expect] (\"warn\" only reports it)"
+            }
         }
     }
 
@@ -114,6 +163,10 @@ impl InvariantName {
             InvariantName::DrainDeadline => drain_deadline::check(ctx),
             InvariantName::NoLeftoverProcesses => no_leftover_processes::check(ctx),
             InvariantName::AckedSurvives => acked_survives::check(ctx),
+            InvariantName::NoCrashOutput => no_crash_output::check(ctx),
+            InvariantName::IdempotentTeardown => idempotent_teardown::check(ctx),
+            InvariantName::SignalForwarded => signal_forwarded::check(ctx),
+            InvariantName::HandlerNoIo => handler_no_io::check(ctx),
         }
     }
 }
@@ -124,12 +177,21 @@ impl fmt::Display for InvariantName {
     }
 }
 
-/// Every invariant the scenario checks, judged on one case.
+/// Every invariant the scenario checks, judged on one case. An advisory invariant's
+/// violation becomes a warning.
 pub fn judge(ctx: &Context) -> Vec<(InvariantName, Verdict)> {
     InvariantName::ALL
         .into_iter()
         .filter(|name| name.is_checked_by(ctx.expect))
-        .map(|name| (name, name.check(ctx)))
+        .map(|name| {
+            let verdict = match name.check(ctx) {
+                Verdict::Violated { evidence } if name.is_advisory(ctx.expect) => {
+                    Verdict::Warned { evidence }
+                }
+                verdict => verdict,
+            };
+            (name, verdict)
+        })
         .collect()
 }
 

@@ -31,6 +31,8 @@ pub fn census(golden: &[u8]) -> Census {
         survivors: None,
         syscalls: None,
         events: vec![],
+        marker_files: BTreeMap::new(),
+        untraced: None,
     }
 }
 
@@ -55,6 +57,9 @@ pub fn clean_outcome() -> Outcome {
         survivors: None,
         tracking: Tracking::Cgroup,
         trace: vec![],
+        processes: vec![],
+        handler_io: vec![],
+        marker_files: BTreeMap::new(),
     }
 }
 

@@ -45,11 +45,11 @@ use nix::unistd::Pid;
 use super::procfs;
 use super::run::{Progress, spawn_registered};
 use super::seccomp::Filter;
-use crate::outcome::ProcessTrace;
+use crate::outcome::{HandlerIo, ProcessTrace};
 use crate::scenario::{ExitStatus, PathGlob, Recipient, Signal};
 use crate::syscalls::{
-    Call, ClassSet, Event, InstalledHandler, SyscallCensus, SyscallClass, TracedProcess, What,
-    When, matches,
+    Call, ClassSet, Delivered, Event, InstalledHandler, SyscallCensus, SyscallClass, TracedProcess,
+    What, When, matches,
 };
 
 /// How many events per process the outcome keeps from before the first strike.
@@ -71,6 +71,9 @@ pub struct TraceSetup {
     /// Keep every event in order (census, `killpoint trace`), not only the windows
     /// around the first strike.
     pub keep_events: bool,
+    /// Follow each signal handler from its delivery to its `rt_sigreturn` and note the
+    /// files it writes or syncs (`handler-no-io`).
+    pub handler_io: bool,
 }
 
 /// A strike of the plan that lands at a syscall.
@@ -142,6 +145,8 @@ pub struct TraceLog {
     pub windows: Vec<ProcessTrace>,
     /// A ptrace request that failed in a way that makes the trace incomplete.
     pub failure: Option<String>,
+    /// Files written or synced inside signal handlers (with `handler_io`).
+    pub handler_io: Vec<HandlerIo>,
 }
 
 /// A running traced target.
@@ -320,6 +325,10 @@ struct Task {
     replay: Option<Replay>,
     /// What to do at this task's next syscall-exit stop.
     at_exit: Option<AtExit>,
+    /// The signal handlers it is running, innermost last, with when each was entered:
+    /// while there is one, the task stops at every syscall (PTRACE_SYSCALL) until the
+    /// handler's `rt_sigreturn`.
+    handlers: Vec<(Signal, Duration)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +376,8 @@ struct Tracer {
 enum Stop {
     Exited(ExitStatusRaw),
     Event(i32),
-    SyscallExit,
+    /// A syscall-entry or -exit stop (PTRACE_SYSCALL).
+    Syscall,
     Signal(i32),
 }
 
@@ -388,6 +398,7 @@ impl Tracer {
             status: None,
             started_at: Duration::ZERO,
             exited_at: None,
+            signals: Vec::new(),
         });
         link.tracees
             .lock()
@@ -401,6 +412,7 @@ impl Tracer {
                 started: false,
                 replay: None,
                 at_exit: None,
+                handlers: Vec::new(),
             },
         );
         Tracer {
@@ -442,7 +454,7 @@ impl Tracer {
             match decode_status(raw) {
                 Stop::Exited(status) => self.exited(tid, status),
                 Stop::Event(event) => self.ptrace_event(tid, event),
-                Stop::SyscallExit => self.syscall_exit(tid),
+                Stop::Syscall => self.syscall_stop(tid),
                 Stop::Signal(signal) => self.signal_stop(tid, signal),
             }
         }
@@ -515,10 +527,15 @@ impl Tracer {
     }
 
     fn resume(&self, tid: i32, signal: i32) {
+        let request = if self.tasks.get(&tid).is_some_and(|t| !t.handlers.is_empty()) {
+            libc::PTRACE_SYSCALL // in a handler: watch every call until rt_sigreturn
+        } else {
+            libc::PTRACE_CONT
+        };
         // SAFETY: ptrace on a tracee in a ptrace-stop; a vanished tracee gives ESRCH.
         unsafe {
             libc::ptrace(
-                libc::PTRACE_CONT,
+                request,
                 tid,
                 std::ptr::null_mut::<libc::c_void>(),
                 signal as usize as *mut libc::c_void,
@@ -578,6 +595,7 @@ impl Tracer {
             started: false,
             replay: None,
             at_exit: None,
+            handlers: Vec::new(),
         });
         if !task.started {
             task.started = true;
@@ -613,6 +631,22 @@ impl Tracer {
         self.note_restart(tid);
         if let Some(signal) = Signal::from_number(signal) {
             self.record(tgid, tid, What::Signal { signal });
+            if signal.number() != libc::SIGCHLD {
+                let delivered = Delivered {
+                    signal,
+                    at: self.now(),
+                    handled: procfs::catches(tgid, signal.number()),
+                };
+                if let Some(p) = self.log.census.process(tgid) {
+                    p.signals.push(delivered);
+                }
+                if self.setup.handler_io
+                    && delivered.handled
+                    && let Some(task) = self.tasks.get_mut(&tid)
+                {
+                    task.handlers.push((signal, delivered.at));
+                }
+            }
         }
         self.resume(tid, signal);
     }
@@ -669,6 +703,7 @@ impl Tracer {
             started: false,
             replay: None,
             at_exit: None,
+            handlers: Vec::new(),
         });
         if tgid == new {
             self.link
@@ -691,6 +726,7 @@ impl Tracer {
                 status: None,
                 started_at,
                 exited_at: None,
+                signals: Vec::new(),
             });
             self.order.push(new);
         } else if let Some(p) = self.log.census.process(tgid) {
@@ -794,6 +830,63 @@ impl Tracer {
             return self.resume_to_exit(tid);
         }
         self.resume(tid, 0)
+    }
+
+    /// A syscall stop: the exit of a call a strike or a handler check waits on, or, in a
+    /// signal handler, the entry of any call.
+    fn syscall_stop(&mut self, tid: i32) {
+        let info = ptrace::syscall_info(Pid::from_raw(tid)).ok();
+        match info {
+            Some(info) if info.op == libc::PTRACE_SYSCALL_INFO_ENTRY => {
+                // SAFETY: `op` says the entry member of the union is the one filled in.
+                let (nr, args) = unsafe { (info.u.entry.nr, info.u.entry.args) };
+                self.handler_call(tid, nr, &args);
+                self.resume(tid, 0)
+            }
+            _ => self.syscall_exit(tid),
+        }
+    }
+
+    /// A call made inside a signal handler: its return ends the handler; a write to a
+    /// regular file or a sync is noted.
+    fn handler_call(&mut self, tid: i32, nr: u64, args: &[u64; 6]) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        if nr as i64 == libc::SYS_rt_sigreturn {
+            task.handlers.pop();
+            return;
+        }
+        let (tgid, Some(&(signal, entered_at))) = (task.tgid, task.handlers.last()) else {
+            return;
+        };
+        let Some((class, name)) = SyscallClass::of(nr as i64) else {
+            return;
+        };
+        if !matches!(class, SyscallClass::Write | SyscallClass::Fsync) {
+            return;
+        }
+        // Pipes and sockets (a self-pipe, a wake-up fd) are how a handler hands work on.
+        let fd = args[0] as i32;
+        if !std::fs::metadata(format!("/proc/{tid}/fd/{fd}")).is_ok_and(|m| m.is_file()) {
+            return;
+        }
+        let call = self.decode(tid, class, name, args);
+        let text = match class {
+            SyscallClass::Write => {
+                format!("{} {} to {}", call.name, call.detail, call.path_label())
+            }
+            _ => format!("{} {}", call.name, call.path_label()),
+        };
+        let at = self.now();
+        self.log.handler_io.push(HandlerIo {
+            pid: tgid,
+            tid,
+            signal,
+            entered_at,
+            at,
+            call: text,
+        });
     }
 
     fn syscall_exit(&mut self, tid: i32) {
@@ -1078,7 +1171,7 @@ fn decode_status(raw: i32) -> Stop {
         let signal = libc::WSTOPSIG(raw);
         let event = (raw >> 16) & 0xff;
         if signal == libc::SIGTRAP | 0x80 {
-            Stop::SyscallExit
+            Stop::Syscall
         } else if event != 0 {
             Stop::Event(event)
         } else {
@@ -1281,7 +1374,7 @@ mod tests {
         ));
         assert!(matches!(
             decode_status(((libc::SIGTRAP | 0x80) << 8) | 0x7f),
-            Stop::SyscallExit
+            Stop::Syscall
         ));
         assert!(matches!(
             decode_status((libc::PTRACE_EVENT_SECCOMP << 16) | (libc::SIGTRAP << 8) | 0x7f),

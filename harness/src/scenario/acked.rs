@@ -140,6 +140,10 @@ impl Pattern {
         self.0.as_str()
     }
 
+    pub fn is_match(&self, line: &str) -> bool {
+        self.0.is_match(line)
+    }
+
     /// The id of each matching line: the first capture group, or the whole match.
     pub fn ids(&self, text: &str) -> Vec<String> {
         text.lines()

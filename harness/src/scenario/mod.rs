@@ -5,6 +5,7 @@
 //! line, column and key ([`ScenarioError`]).
 
 mod acked;
+mod teardown;
 mod values;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use acked::{AckedSpec, IdReader, Pattern, SurvivorSource, Survivors};
+pub use teardown::{MarkerSource, OnceSpec, Severity};
 pub use values::{
     Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
     format_duration, parse_duration,
@@ -333,6 +335,28 @@ pub struct Expect {
     /// acknowledged id must survive (`acked-survives`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked: Option<AckedSpec>,
+    /// Every child alive at the first strike must receive a termination signal before its
+    /// parent exits (`signal-forwarded`; needs the tracer).
+    #[serde(default)]
+    pub signal_forwarded: bool,
+    /// stderr must show no crash: tracebacks, panics, segfaults, sanitizer reports
+    /// (`no-crash-output`).
+    #[serde(default = "yes")]
+    pub no_crash_output: bool,
+    /// More crash signatures (regular expressions, one line each) for `no-crash-output`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crash_patterns: Vec<Pattern>,
+    /// Teardown is idempotent: however many signals arrive, the outcome is that of the
+    /// first, and each `once` marker appears exactly once (`idempotent-teardown`).
+    /// Declaring `once` turns it on.
+    #[serde(default)]
+    pub idempotent_teardown: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub once: Vec<OnceSpec>,
+    /// File writes or syncs inside a signal handler (`handler-no-io`, seen by the tracer):
+    /// `"warn"` (the default) reports them, `"violation"` fails the case, `"off"`.
+    #[serde(default)]
+    pub handler_io: Severity,
     /// A planted bug: the invariant(s) this scenario must violate (like `#[should_panic]`).
     #[serde(
         default,
@@ -353,6 +377,12 @@ impl Default for Expect {
             deadline: None,
             no_leftover_processes: true,
             acked: None,
+            signal_forwarded: false,
+            no_crash_output: true,
+            crash_patterns: Vec::new(),
+            idempotent_teardown: false,
+            once: Vec::new(),
+            handler_io: Severity::Warn,
             violation: Vec::new(),
         }
     }
@@ -453,9 +483,21 @@ impl Scenario {
         }
     }
 
-    /// Whether any strike point needs the ptrace tracer.
+    /// Whether a strike point or a checked promise cannot work without the ptrace tracer:
+    /// syscall and `after_handler` points, `signal_forwarded`, `handler_io = "violation"`.
     pub fn needs_tracer(&self) -> bool {
         self.strikes.iter().any(|s| s.at.needs_tracer())
+            || self.expect.signal_forwarded
+            || self.expect.handler_io == Severity::Violation
+    }
+
+    /// Whether the tracer adds evidence to this scenario's report even where it is not
+    /// needed: per-process timelines for a drain deadline, handler I/O warnings. Without
+    /// ptrace such a scenario runs untraced, with a note.
+    pub fn wants_tracer(&self) -> bool {
+        self.needs_tracer()
+            || self.expect.deadline.is_some()
+            || self.expect.handler_io != Severity::Off
     }
 
     /// The syscall classes the strike points name (`sigaction` for `after_handler`).

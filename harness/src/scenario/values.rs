@@ -149,6 +149,8 @@ impl Signal {
     pub const SIGTERM: Signal = Signal(nix::sys::signal::Signal::SIGTERM);
     pub const SIGINT: Signal = Signal(nix::sys::signal::Signal::SIGINT);
     pub const SIGKILL: Signal = Signal(nix::sys::signal::Signal::SIGKILL);
+    pub const SIGHUP: Signal = Signal(nix::sys::signal::Signal::SIGHUP);
+    pub const SIGQUIT: Signal = Signal(nix::sys::signal::Signal::SIGQUIT);
 
     pub fn number(self) -> i32 {
         self.0 as i32

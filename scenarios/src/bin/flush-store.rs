@@ -18,26 +18,37 @@
 //!   writes, the main thread flushes and then stops the flusher, which leaves its loop
 //!   without flushing. Stopped by a signal, the records acknowledged since the previous
 //!   flush are lost.
+//! - `handler-write`: the signal handler notes the stop in the store itself, with a raw
+//!   `write` and `fdatasync` (async-signal-safe calls, so nothing deadlocks): file I/O in
+//!   a handler, racing the flusher that owns the file.
 //!
 //! Usage: flush-store --store PATH [--writes N] [--pace DURATION] [--interval DURATION]
-//!        [--bug sleep-stop|handler-flush|no-final-flush]
+//!        [--bug sleep-stop|handler-flush|no-final-flush|handler-write]
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use killpoint_scenarios::{Flags, STOPPED, pace};
 
-const BUGS: [&str; 3] = ["sleep-stop", "handler-flush", "no-final-flush"];
+const BUGS: [&str; 4] = [
+    "sleep-stop",
+    "handler-flush",
+    "no-final-flush",
+    "handler-write",
+];
 
 /// Set by the signal handlers; the main thread checks it between records.
 static STOP: AtomicBool = AtomicBool::new(false);
 /// The store, reachable from the `handler-flush` bug's signal handler.
 static STORE: OnceLock<Arc<Store>> = OnceLock::new();
+/// The store's descriptor, for the `handler-write` bug's signal handler.
+static STORE_FD: AtomicI32 = AtomicI32::new(-1);
 
 struct Store {
     /// Records accepted but not yet written.
@@ -143,6 +154,7 @@ fn run(flags: &Flags) -> Result<ExitCode, String> {
         stopping: Mutex::new(false),
         wake: Condvar::new(),
     });
+    STORE_FD.store(store.file.lock().unwrap().as_raw_fd(), Ordering::SeqCst);
     let _ = STORE.set(Arc::clone(&store));
     install_handlers(bug);
 
@@ -183,6 +195,19 @@ fn install_handlers(bug: Option<&str>) {
                     if let Some(store) = STORE.get() {
                         let _ = store.flush();
                     }
+                    STOP.store(true, Ordering::SeqCst);
+                })
+            }
+            .expect("install a signal handler");
+        } else if bug == Some("handler-write") {
+            // SAFETY: write and fdatasync are async-signal-safe; the bug is doing file
+            // I/O in a handler at all.
+            unsafe {
+                signal_hook::low_level::register(signal, || {
+                    let fd = STORE_FD.load(Ordering::SeqCst);
+                    let note = b"# stop requested\n";
+                    libc::write(fd, note.as_ptr().cast(), note.len());
+                    libc::fdatasync(fd);
                     STOP.store(true, Ordering::SeqCst);
                 })
             }
