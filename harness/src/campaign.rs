@@ -908,12 +908,13 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
         }
     }
     for spec in &scenario.expect.once {
-        let text = match &spec.source {
-            MarkerSource::Stdout => Some(census.stdout.text.as_str()),
-            MarkerSource::Stderr => Some(census.stderr.text.as_str()),
-            MarkerSource::File(path) => census.marker_files.get(path).and_then(|t| t.as_deref()),
-        };
-        let count = text.map_or(0, |t| t.lines().filter(|l| spec.marker.is_match(l)).count());
+        let count = spec
+            .text(
+                &census.stdout.text,
+                &census.stderr.text,
+                &census.marker_files,
+            )
+            .map_or(0, |text| spec.hits(text).len());
         if count != 1 {
             return Err(format!(
                 "the uninterrupted run shows `{}` {count} times in {}, not once: check `[[expect.once]]`",

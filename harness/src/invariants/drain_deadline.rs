@@ -21,14 +21,13 @@ pub fn check(ctx: &Context) -> Verdict {
         // With the tracer: who was late, and the whole tree's timeline.
         let bound = sent + deadline;
         for p in &outcome.processes {
-            match p.exited_at {
-                Some(at) if at > bound => evidence.push(format!(
+            if let Some(at) = p.exited_at.filter(|&at| at > bound) {
+                evidence.push(format!(
                     "pid {} ({}) ended {} after the strike",
                     p.pid,
                     p.command,
                     ms(at - sent)
-                )),
-                _ => {}
+                ));
             }
         }
         let timeline = outcome.timeline(sent);

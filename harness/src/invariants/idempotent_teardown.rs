@@ -5,8 +5,7 @@
 //! its own teardown.
 
 use super::{Context, Verdict, ms};
-use crate::outcome::Outcome;
-use crate::scenario::{ExitStatus, MarkerSource, OnceSpec};
+use crate::scenario::ExitStatus;
 
 pub fn check(ctx: &Context) -> Verdict {
     let outcome = ctx.outcome;
@@ -44,7 +43,12 @@ pub fn check(ctx: &Context) -> Verdict {
                 .as_ref()
                 .is_some_and(|codes| codes.contains(&outcome.status)));
     for spec in &ctx.expect.once {
-        let Some(text) = marker_text(outcome, spec) else {
+        let text = spec.text(
+            &outcome.stdout.text,
+            &outcome.stderr.text,
+            &outcome.marker_files,
+        );
+        let Some(text) = text else {
             if finished {
                 evidence.push(format!(
                     "{} does not exist after a run that ended with {}, so `{}` never appeared",
@@ -55,12 +59,7 @@ pub fn check(ctx: &Context) -> Verdict {
             }
             continue;
         };
-        let hits: Vec<(usize, &str)> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| spec.marker.is_match(line))
-            .map(|(i, line)| (i + 1, line))
-            .collect();
+        let hits = spec.hits(text);
         if hits.len() > 1 {
             evidence.push(format!(
                 "`{}` appears {} times in {}, once expected:",
@@ -93,19 +92,11 @@ pub fn check(ctx: &Context) -> Verdict {
     Verdict::violated(evidence)
 }
 
-/// The text a marker is counted in; `None` for a file the run left absent.
-fn marker_text<'a>(outcome: &'a Outcome, spec: &OnceSpec) -> Option<&'a str> {
-    match &spec.source {
-        MarkerSource::Stdout => Some(&outcome.stdout.text),
-        MarkerSource::Stderr => Some(&outcome.stderr.text),
-        MarkerSource::File(path) => outcome.marker_files.get(path)?.as_deref(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::invariants::testing::*;
+    use crate::outcome::Outcome;
     use crate::scenario::{Expect, Signal};
 
     fn expect() -> Expect {

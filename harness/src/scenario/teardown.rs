@@ -1,6 +1,8 @@
 //! Keys of `[expect]` for teardown promises: side effects that must happen exactly once,
 //! crash signatures, and how seriously handler I/O is taken.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Pattern, WorkPath};
@@ -15,6 +17,32 @@ pub struct OnceSpec {
     /// Where to count: `"stdout"` (the default), `"stderr"`, or a file in the sandbox.
     #[serde(rename = "in", default)]
     pub source: MarkerSource,
+}
+
+impl OnceSpec {
+    /// The text this marker is counted in, from a run's stdout, stderr and the marker
+    /// files read after it; `None` for a file the run left absent.
+    pub fn text<'a>(
+        &self,
+        stdout: &'a str,
+        stderr: &'a str,
+        files: &'a BTreeMap<WorkPath, Option<String>>,
+    ) -> Option<&'a str> {
+        match &self.source {
+            MarkerSource::Stdout => Some(stdout),
+            MarkerSource::Stderr => Some(stderr),
+            MarkerSource::File(path) => files.get(path)?.as_deref(),
+        }
+    }
+
+    /// The lines of `text` the marker matches, numbered from 1.
+    pub fn hits<'a>(&self, text: &'a str) -> Vec<(usize, &'a str)> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| self.marker.is_match(line))
+            .map(|(i, line)| (i + 1, line))
+            .collect()
+    }
 }
 
 /// Where a once marker is counted.
