@@ -699,7 +699,7 @@ fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> 
     let mut signals = scenario.signals();
     signals.extend(scenario.strikes.iter().filter_map(|s| match s.at {
         PointSpec::Delay { after_handler, .. } => after_handler,
-        PointSpec::Syscall(_) => None,
+        PointSpec::Syscall(_) | PointSpec::Probe(_) => None,
     }));
     let trace = scenario.wants_tracer().then(|| {
         let mut classes = scenario.strike_classes();
@@ -769,6 +769,11 @@ fn census_from(
         syscalls,
         events,
         marker_files: marker_files(scenario, sandbox)?,
+        mark_counts: ran.marks.iter().fold(BTreeMap::new(), |mut counts, mark| {
+            *counts.entry(mark.name.clone()).or_insert(0) += 1;
+            counts
+        }),
+        marks: ran.marks,
         untraced,
     })
 }
@@ -823,7 +828,7 @@ pub fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> O
             } => {
                 classes.insert(SyscallClass::Sigaction);
             }
-            Point::Delay { .. } => {}
+            Point::Delay { .. } | Point::Probe { .. } => {}
         }
     }
     Some(TraceSetup {
@@ -874,11 +879,11 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
         }
     }
     if let (Some(spec), Some(read)) = (&scenario.expect.acked, &census.survivors) {
-        let acked = spec.ack.ids(&census.stdout.text);
+        let acked = spec.ack.ids(&census.stdout.text, &census.marks);
         if acked.is_empty() {
             return Err(format!(
-                "the uninterrupted run printed no line matching `[expect.acked] ack` (`{}`): check the pattern against its stdout",
-                spec.ack.as_str()
+                "the uninterrupted run made no acknowledgement: `[expect.acked] ack` reads {}, and there were none",
+                spec.ack
             ));
         }
         let survivors = read
@@ -996,6 +1001,7 @@ fn run_case(
         processes: Vec::new(),
         handler_io: Vec::new(),
         marker_files: BTreeMap::new(),
+        marks: ran.marks,
     };
     if let Some(log) = ran.trace {
         outcome.trace = log.windows;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Capture, ProcessInfo, sha256_hex};
+use crate::outcome::{Capture, Mark, ProcessInfo, sha256_hex};
 use crate::scenario::{ExitStatus, Signal, WorkPath};
 use crate::survivors::SurvivorsRead;
 use crate::syscalls::{Event, SyscallCensus};
@@ -44,6 +44,12 @@ pub struct Census {
     /// The files `[[expect.once]]` markers are counted in, as text.
     #[serde(skip)]
     pub marker_files: BTreeMap<WorkPath, Option<String>>,
+    /// How many probe marks of each name the run made: the probe strike space.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mark_counts: BTreeMap<String, u64>,
+    /// The probe marks themselves, in order (acknowledgements made as marks).
+    #[serde(skip)]
+    pub marks: Vec<Mark>,
     /// Why a scenario that would be traced ran untraced (ptrace refused here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untraced: Option<String>,

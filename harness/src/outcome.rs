@@ -59,6 +59,37 @@ pub struct Outcome {
     /// absent).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub marker_files: BTreeMap<WorkPath, Option<String>>,
+    /// The probe marks the target made, in order (up to [`MARK_CAP`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+}
+
+/// How many probe marks a run keeps; the rest are served and counted, not kept.
+pub const MARK_CAP: usize = 100_000;
+
+/// One line the target wrote on the probe socket: a name and what follows it (`ack 7`:
+/// name `ack`, argument `7`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    #[serde(with = "crate::report::millis")]
+    pub at: Duration,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub arg: String,
+}
+
+impl Mark {
+    /// The mark a probe line stands for: its first word is the name, the rest (trimmed)
+    /// the argument.
+    pub fn parse(line: &str, at: Duration) -> Mark {
+        let line = line.trim();
+        let (name, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        Mark {
+            at,
+            name: name.to_string(),
+            arg: arg.trim().to_string(),
+        }
+    }
 }
 
 /// A file written or synced while a signal handler ran.
@@ -362,6 +393,16 @@ mod tests {
             }
             other => panic!("expected Other, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_mark_line_splits_into_its_name_and_argument() {
+        let at = Duration::from_millis(3);
+        let ack = Mark::parse("ack  unit 7 \r", at);
+        assert_eq!((ack.name.as_str(), ack.arg.as_str()), ("ack", "unit 7"));
+        let bare = Mark::parse("flush-begin", at);
+        assert_eq!((bare.name.as_str(), bare.arg.as_str()), ("flush-begin", ""));
+        assert_eq!(Mark::parse("", at).name, "");
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum Point {
         nth: u64,
         when: When,
     },
+    /// The `nth` probe mark named `name`: the target waits in its `mark` call until the
+    /// signal has been delivered.
+    Probe { name: String, nth: u64 },
 }
 
 /// What a delay is counted from.
@@ -109,6 +112,7 @@ impl fmt::Display for Strike {
                 }
                 Ok(())
             }
+            Point::Probe { name, nth } => write!(f, " at probe mark `{name}` #{nth}"),
         }
     }
 }
@@ -157,6 +161,8 @@ enum PointSpace {
         last: u64,
         whens: Vec<When>,
     },
+    /// The marks `first..=last` of this name (counted as the census did).
+    Probe { name: String, first: u64, last: u64 },
 }
 
 impl EntrySpace {
@@ -184,18 +190,30 @@ impl EntrySpace {
                 nth: index,
                 when: whens[when],
             },
+            PointSpace::Probe { name, .. } => Point::Probe {
+                name: name.clone(),
+                nth: index,
+            },
         };
         Strike { signal, to, point }
     }
 
-    /// How many distinct points it holds; `None` for delays, which are continuous.
-    fn size(&self) -> Option<u64> {
+    /// The counted points' range and how many sides each has; `None` for delays, which
+    /// are continuous.
+    fn counted(&self) -> Option<(u64, u64, u64)> {
         match &self.points {
             PointSpace::Delay(_) => None,
             PointSpace::Syscall {
                 first, last, whens, ..
-            } => Some(self.signals.len() as u64 * (last - first + 1) * whens.len() as u64),
+            } => Some((*first, *last, whens.len() as u64)),
+            PointSpace::Probe { first, last, .. } => Some((*first, *last, 1)),
         }
+    }
+
+    /// How many distinct points it holds; `None` for delays.
+    fn size(&self) -> Option<u64> {
+        let (first, last, sides) = self.counted()?;
+        Some(self.signals.len() as u64 * (last - first + 1) * sides)
     }
 
     fn strategy(&self) -> SBoxedStrategy<Strike> {
@@ -209,6 +227,9 @@ impl EntrySpace {
                 first, last, whens, ..
             } => (signals, *first..=*last, 0..whens.len())
                 .prop_map(move |(signal, nth, when)| entry.strike(signal, nth, when))
+                .sboxed(),
+            PointSpace::Probe { first, last, .. } => (signals, *first..=*last)
+                .prop_map(move |(signal, nth)| entry.strike(signal, nth, 0))
                 .sboxed(),
         }
     }
@@ -267,15 +288,10 @@ impl StrikeSpace {
     /// or when the space has delays. Computed, not listed: a sampled space may be huge.
     pub fn point(&self, mut n: u64) -> Option<Plan> {
         for entry in &self.entries {
-            let PointSpace::Syscall {
-                first, last, whens, ..
-            } = &entry.points
-            else {
-                return None;
-            };
+            let (first, last, sides) = entry.counted()?;
             let size = entry.size()?;
             if n < size {
-                let (per_signal, sides) = (last - first + 1, whens.len() as u64);
+                let per_signal = last - first + 1;
                 let signal = n / (per_signal * sides);
                 let nth = first + n / sides % per_signal;
                 let when = n % sides;
@@ -362,6 +378,30 @@ fn points(at: &PointSpec, signals: &[Signal], census: &Census) -> Result<PointSp
                 first,
                 last,
                 whens: p.when.all().to_vec(),
+            })
+        }
+        PointSpec::Probe(p) => {
+            let count = census.mark_counts.get(&p.name).copied().unwrap_or(0);
+            let Some((first, last)) = p.nth.resolve(count) else {
+                return Err(if count == 0 {
+                    format!(
+                        "the uninterrupted run made no `{}` probe mark: the target marks through {} (see the scenario reference, \"Probe marks\")",
+                        p.name,
+                        crate::os::probe::PROBE_FD_VAR
+                    )
+                } else {
+                    format!(
+                        "`nth = \"{}\"` selects no mark: the uninterrupted run made {count} `{}` mark{}",
+                        p.nth,
+                        p.name,
+                        if count == 1 { "" } else { "s" }
+                    )
+                });
+            };
+            Ok(PointSpace::Probe {
+                name: p.name.clone(),
+                first,
+                last,
             })
         }
     }
@@ -555,6 +595,8 @@ pub(crate) mod testing {
             syscalls: None,
             events: vec![],
             marker_files: Default::default(),
+            mark_counts: BTreeMap::new(),
+            marks: vec![],
             untraced: None,
         }
     }
@@ -683,6 +725,45 @@ mod tests {
                 .starts_with("SIGTERM at the exit of write #"),
             "{plan}"
         );
+    }
+
+    #[test]
+    fn probe_points_range_over_the_census_marks_of_their_name() {
+        let s = scenario(
+            "[[strike]]\nsignal = [\"SIGTERM\", \"SIGKILL\"]\nat = { probe = \"unit\", nth = \"2..\" }\n",
+        );
+        let mut census = census(100, Some(1));
+        census.mark_counts.insert("unit".into(), 4);
+        census.mark_counts.insert("ack".into(), 9);
+        let space = StrikeSpace::new(&s, &census).unwrap();
+        assert_eq!(space.size(), Some(2 * 3), "2 signals × marks 2, 3 and 4");
+        let listed: Vec<String> = space
+            .every_point()
+            .unwrap()
+            .iter()
+            .map(Plan::to_string)
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "SIGTERM at probe mark `unit` #2",
+                "SIGTERM at probe mark `unit` #3",
+                "SIGTERM at probe mark `unit` #4",
+                "SIGKILL at probe mark `unit` #2",
+                "SIGKILL at probe mark `unit` #3",
+                "SIGKILL at probe mark `unit` #4",
+            ]
+        );
+        let none = scenario("[[strike]]\nsignal = \"SIGTERM\"\nat = { probe = \"flush-begin\" }\n");
+        let e = StrikeSpace::new(&none, &census).unwrap_err();
+        assert!(
+            e.starts_with("strike[0]: the uninterrupted run made no `flush-begin` probe mark"),
+            "{e}"
+        );
+        let beyond =
+            scenario("[[strike]]\nsignal = \"SIGTERM\"\nat = { probe = \"unit\", nth = 5 }\n");
+        let e = StrikeSpace::new(&beyond, &census).unwrap_err();
+        assert!(e.contains("made 4 `unit` marks"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `acked-survives`: every piece of work the target acknowledged is still there afterwards.
 //!
-//! Acknowledgements are the ids on stdout lines matching `[expect.acked] ack`; what
+//! Acknowledgements are the ids on stdout lines matching `[expect.acked] ack`, or the
+//! arguments of its probe marks (`ack = { probe = "ack" }`); what
 //! survived is read after the case from `survivors` (a file, a JSON array in a file, or a
 //! command's stdout). The promise is checked after a clean run and after a graceful stop;
 //! after SIGKILL only when the scenario says `after_kill = true` (work acknowledged only
@@ -31,7 +32,7 @@ pub fn check(ctx: &Context) -> Verdict {
     if first.is_some_and(|s| s.signal == Signal::SIGKILL) && !spec.after_kill {
         return Verdict::Held;
     }
-    let acked = spec.ack.ids(&outcome.stdout.text);
+    let acked = spec.ack.ids(&outcome.stdout.text, &outcome.marks);
     if acked.is_empty() {
         return Verdict::Held;
     }

@@ -106,8 +106,8 @@ fn unfinished_work(ctx: &Context) -> Vec<String> {
         .map(|o| format!("{} is {}", o.path, state_name(&o.after)))
         .collect();
     if let Some(spec) = &ctx.expect.acked {
-        let census = spec.ack.ids(&ctx.census.stdout.text);
-        let acked = spec.ack.ids(&ctx.outcome.stdout.text);
+        let census = spec.ack.ids(&ctx.census.stdout.text, &ctx.census.marks);
+        let acked = spec.ack.ids(&ctx.outcome.stdout.text, &ctx.outcome.marks);
         let acked: std::collections::HashSet<&String> = acked.iter().collect();
         let missing = census.iter().filter(|id| !acked.contains(id)).count();
         if missing > 0 {

@@ -32,6 +32,8 @@ pub fn census(golden: &[u8]) -> Census {
         syscalls: None,
         events: vec![],
         marker_files: BTreeMap::new(),
+        mark_counts: BTreeMap::new(),
+        marks: vec![],
         untraced: None,
     }
 }
@@ -60,6 +62,7 @@ pub fn clean_outcome() -> Outcome {
         processes: vec![],
         handler_io: vec![],
         marker_files: BTreeMap::new(),
+        marks: vec![],
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod interrupt;
+pub mod probe;
 pub mod procfs;
 pub mod run;
 pub mod sandbox;

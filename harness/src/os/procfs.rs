@@ -21,6 +21,22 @@ pub fn blocks(tid: i32, signal: i32) -> bool {
         .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
 
+/// Whether `signal` is waiting to be delivered to the process: in its shared queue
+/// (`ShdPnd`, where `kill` puts it) or its main thread's own (`SigPnd`). `None`: gone.
+pub fn pending(pid: i32, signal: i32) -> Option<bool> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let bit = 1u64 << (signal - 1);
+    let pending = status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("ShdPnd:")
+                .or_else(|| l.strip_prefix("SigPnd:"))
+        })
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .any(|mask| mask & bit != 0);
+    Some(pending)
+}
+
 /// The pid of the process tracing this one (0: none).
 pub fn tracer_pid(pid: i32) -> Option<i32> {
     status_field(pid, "TracerPid:")?.parse().ok()

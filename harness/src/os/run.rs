@@ -3,10 +3,11 @@
 //! ```text
 //!  spawn (own process group, own cgroup, PDEATHSIG) ──▶ pidfd
 //!    │
-//!    ▼  poll [pidfd, stdout, stderr, interrupt] with a timeout = the next due event:
+//!    ▼  poll [pidfd, stdout, stderr, probe, interrupt] with a timeout = the next due event:
 //!  ┌──────────────────────────────────────────────────────────────────────────────┐
 //!  │ strike due?    (clock = spawn, or the moment SigCgt shows the handler)        │
 //!  │                 target still alive → send the signal, record when            │
+//!  │ probe mark?    a strike due at it → send, wait until delivered; then reply   │
 //!  │ kill bound?    no strike: `timeout`; after a strike: `deadline` → SIGKILL all │
 //!  │ main exited?   waitid → status; snapshot the tree's live processes            │
 //!  └──────────────────────────────────────────────────────────────────────────────┘
@@ -23,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -35,9 +36,12 @@ use rustix::process::{Pid, WaitId, WaitIdOptions, pidfd_open, pidfd_send_signal,
 use rustix::time::Timespec;
 
 use super::cgroup::CaseCgroup;
+use super::probe::{self, Probe};
 use super::tracer::{self, Link, TraceLog, TraceSetup};
 use super::{interrupt, procfs};
-use crate::outcome::{Capture, HarnessKill, KillReason, ProcessInfo, StrikeRecord, Tracking};
+use crate::outcome::{
+    Capture, HarnessKill, KillReason, MARK_CAP, Mark, ProcessInfo, StrikeRecord, Tracking,
+};
 use crate::plan::{Clock, Point, Strike};
 use crate::scenario::{ExitStatus, Recipient, Signal};
 
@@ -46,6 +50,10 @@ pub const CAPTURE_LIMIT: usize = 1 << 20;
 
 /// How often `/proc/PID/status` is read while waiting for a handler to appear.
 const HANDLER_POLL: Duration = Duration::from_micros(200);
+
+/// How long a probe strike waits for its signal to be delivered before it lets the mark
+/// return anyway (a target that blocks the signal everywhere never takes it).
+const DELIVERY_WAIT: Duration = Duration::from_millis(200);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -84,6 +92,9 @@ pub struct Run {
     pub handlers_seen: BTreeMap<Signal, Duration>,
     /// What the tracer saw, when the run was traced.
     pub trace: Option<TraceLog>,
+    /// The probe marks, in order (up to [`MARK_CAP`]), and how many there were in all.
+    pub marks: Vec<Mark>,
+    pub mark_count: u64,
 }
 
 /// How far a plan has got; shared with the tracer, which fires the syscall strikes.
@@ -168,11 +179,14 @@ pub fn run(
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let cgroup = CaseCgroup::create();
+    let (probe, probe_end) = Probe::pair()?;
+    let probe_fd = probe_end.as_raw_fd();
     let mut command = Command::new(&launch.program);
     command
         .args(&launch.args)
         .envs(&launch.env)
         .env("KILLPOINT_CASE", &marker)
+        .env(probe::PROBE_FD_VAR, probe_fd.to_string())
         .current_dir(&launch.cwd)
         .stdin(Stdio::null())
         .process_group(0);
@@ -181,9 +195,11 @@ pub fn run(
     }
     let procs_fd = cgroup.as_ref().map(|c| c.procs_fd());
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (write, prctl) on values prepared before the fork; it allocates nothing.
+    // system calls (write, fcntl, prctl) on values prepared before the fork; it allocates
+    // nothing.
     unsafe {
         command.pre_exec(move || {
+            probe::keep_across_exec(probe_fd)?;
             if let Some(fd) = procs_fd {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::write(fd, b"0")?;
@@ -223,6 +239,9 @@ pub fn run(
             )
         }
     };
+    // The target holds its end now; once every process of it has closed it, the harness
+    // sees end of file.
+    drop(probe_end);
     let pid = child.id() as i32;
     let tracking = if cgroup.is_some() {
         Tracking::Cgroup
@@ -264,6 +283,11 @@ pub fn run(
             .filter(|s| s.is_catchable())
             .collect(),
         pid,
+        plan: plan.to_vec(),
+        probe,
+        mark_counts: vec![0; plan.len()],
+        marks: Vec::new(),
+        mark_count: 0,
     };
     let result = state.drive(&tree, plan, limits);
     if result.is_err() {
@@ -308,6 +332,8 @@ pub fn run(
         tracking,
         handlers_seen: handlers,
         trace,
+        marks: std::mem::take(&mut state.marks),
+        mark_count: state.mark_count,
     })
 }
 
@@ -413,7 +439,7 @@ impl Tree {
             });
             let extras: Vec<(BorrowedFd, PollFlags)> =
                 events.iter().map(|f| (f.as_fd(), PollFlags::PRI)).collect();
-            if wait_io(&mut state.pipes, wait, &extras)? {
+            if state.wait(wait, &extras, false)? {
                 return Err(RunError::Interrupted);
             }
         }
@@ -557,6 +583,13 @@ struct State {
     watch: Vec<Signal>,
     /// The main process; also its process group's id.
     pid: i32,
+    plan: Vec<Strike>,
+    probe: Probe,
+    /// Per plan strike at a probe point: the marks of its name counted while it was the
+    /// strike whose turn it is.
+    mark_counts: Vec<u64>,
+    marks: Vec<Mark>,
+    mark_count: u64,
 }
 
 struct Ended {
@@ -584,6 +617,104 @@ impl State {
 
     fn main_exited(&self) -> bool {
         super::readable_now(&self.pidfd)
+    }
+
+    /// Polls the pipes, the probe and `extras` (with `watch_main`: the main process's
+    /// exit and the tracer's news too) for up to `wait`, then serves the marks that came.
+    /// Returns true when the harness itself was asked to stop.
+    fn wait(
+        &mut self,
+        wait: Duration,
+        extras: &[(BorrowedFd, PollFlags)],
+        watch_main: bool,
+    ) -> Result<bool, RunError> {
+        let mut all = extras.to_vec();
+        if watch_main {
+            all.push((self.pidfd.as_fd(), PollFlags::IN));
+            if let Some(wake) = &self.wake {
+                all.push((wake.as_fd(), PollFlags::IN));
+            }
+        }
+        if let Some(fd) = self.probe.fd() {
+            all.push((fd, PollFlags::IN));
+        }
+        let interrupted = wait_io(&mut self.pipes, wait, &all)?;
+        drop(all);
+        self.serve_marks();
+        Ok(interrupted)
+    }
+
+    /// Reads the marks the target has made, strikes at the one a probe strike is due at,
+    /// and lets each `mark` call return.
+    fn serve_marks(&mut self) {
+        for line in self.probe.read_lines() {
+            let mark = Mark::parse(&line, self.now());
+            self.strike_at_mark(&mark.name);
+            self.mark_count += 1;
+            if self.marks.len() < MARK_CAP {
+                self.marks.push(mark);
+            }
+            self.probe.reply();
+        }
+    }
+
+    /// Counts a mark for the probe strike whose turn it is, and sends that strike when
+    /// this is its mark, waiting (bounded) until the signal has been delivered.
+    fn strike_at_mark(&mut self, name: &str) {
+        let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let index = progress.next;
+        let Some(Point::Probe { name: wanted, nth }) = self.plan.get(index).map(|s| &s.point)
+        else {
+            return;
+        };
+        if wanted != name {
+            return;
+        }
+        self.mark_counts[index] += 1;
+        if self.mark_counts[index] != *nth {
+            return;
+        }
+        let sent = self.send(&mut progress, index);
+        drop(progress);
+        if sent {
+            let signal = self.plan[index].signal.number();
+            let until = Instant::now() + DELIVERY_WAIT;
+            while Instant::now() < until
+                && !self.main_exited()
+                && procfs::pending(self.pid, signal) == Some(true)
+            {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+
+    /// Sends plan strike `index` if the target is still alive, records it, and moves the
+    /// plan on. Returns whether the signal was sent.
+    fn send(&self, progress: &mut Progress, index: usize) -> bool {
+        let strike = &self.plan[index];
+        progress.next += 1;
+        // A signal to a process that has already exited (a zombie) would "succeed"
+        // without reaching anything: check first, and record the strike as missed.
+        if self.main_exited() {
+            return false;
+        }
+        progress.records[index].caught = procfs::catches(self.pid, strike.signal.number());
+        let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
+            .expect("a named signal");
+        let sent = match strike.to {
+            Recipient::Process => pidfd_send_signal(&self.pidfd, sig),
+            Recipient::Group => {
+                rustix::process::kill_process_group(Pid::from_raw(self.pid).unwrap(), sig)
+            }
+        };
+        if sent.is_err() {
+            return false;
+        }
+        progress.records[index].sent_at = Some(self.start.elapsed());
+        if let Some(link) = &self.link {
+            link.struck.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        true
     }
 
     /// Empties the tracer's wake-up pipe (its news is in `progress`).
@@ -624,11 +755,7 @@ impl State {
             if !self.watch.is_empty() || self.waiting_for_handler(plan) {
                 fds_wait = fds_wait.min(HANDLER_POLL);
             }
-            let mut extras = vec![(self.pidfd.as_fd(), PollFlags::IN)];
-            if let Some(wake) = &self.wake {
-                extras.push((wake.as_fd(), PollFlags::IN));
-            }
-            if wait_io(&mut self.pipes, fds_wait, &extras)? {
+            if self.wait(fds_wait, &[], true)? {
                 return Err(RunError::Interrupted);
             }
         }
@@ -680,7 +807,7 @@ impl State {
         }
         let until = Instant::now() + Duration::from_secs(2);
         while self.pipes.iter().any(|p| p.fd.is_some()) && Instant::now() < until {
-            if wait_io(&mut self.pipes, Duration::from_millis(50), &[])? {
+            if self.wait(Duration::from_millis(50), &[], false)? {
                 return Err(RunError::Interrupted);
             }
         }
@@ -772,27 +899,7 @@ impl State {
             if now < progress.records[index].clock_started_at.unwrap() + after {
                 return;
             }
-            // A signal to a process that has already exited (a zombie) would "succeed"
-            // without reaching anything: check first, and record the strike as missed.
-            let alive = !super::readable_now(&self.pidfd);
-            if alive {
-                progress.records[index].caught = procfs::catches(self.pid, strike.signal.number());
-                let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
-                    .expect("a named signal");
-                let sent = match strike.to {
-                    Recipient::Process => pidfd_send_signal(&self.pidfd, sig),
-                    Recipient::Group => {
-                        rustix::process::kill_process_group(Pid::from_raw(self.pid).unwrap(), sig)
-                    }
-                };
-                if sent.is_ok() {
-                    progress.records[index].sent_at = Some(self.start.elapsed());
-                    if let Some(link) = &self.link {
-                        link.struck.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-            }
-            progress.next += 1;
+            self.send(&mut progress, index);
         }
     }
 

@@ -1,7 +1,7 @@
 //! `[expect.acked]`: how a target acknowledges work, and how to read what survived.
 //!
-//! The ids come from text in both places: acknowledgements from the target's stdout, one
-//! per matching line; survivors from a file, a JSON array inside a file, or a command's
+//! Acknowledgements come from the target's stdout, one per matching line, or from its
+//! probe marks (`ack 7`); survivors from a file, a JSON array inside a file, or a command's
 //! stdout. Turning text into ids is pure and lives here; reading the file or running the
 //! command is the OS side's (`crate::survivors`).
 
@@ -11,20 +11,95 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::values::{Arg, WorkPath};
+use crate::outcome::Mark;
 
 /// `[expect.acked]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AckedSpec {
-    /// A regular expression matched against each line of stdout; its first capture group
-    /// (or the whole match, without a group) is the acknowledged id.
-    pub ack: Pattern,
+    /// Where the target reports the ids it acknowledges.
+    pub ack: Reports,
     /// Where the ids that survived are read after the case.
     pub survivors: Survivors,
     /// Whether the promise holds after SIGKILL too (work acknowledged only once it is
     /// durable). Default: only after a clean run or a graceful stop.
     #[serde(default)]
     pub after_kill: bool,
+}
+
+/// Where a target reports ids (acknowledgements, units done): written in a scenario as a
+/// regular expression matched against each line of stdout (its first capture group, or
+/// the whole match, is the id), or as `{ probe = "ack" }`: the argument of each probe mark
+/// of that name (`ack 7` reports `7`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reports {
+    Stdout(Pattern),
+    Probe(String),
+}
+
+impl Reports {
+    /// The ids reported, in order.
+    pub fn ids(&self, stdout: &str, marks: &[Mark]) -> Vec<String> {
+        match self {
+            Reports::Stdout(pattern) => pattern.ids(stdout),
+            Reports::Probe(name) => marks
+                .iter()
+                .filter(|m| m.name == *name && !m.arg.is_empty())
+                .map(|m| m.arg.clone())
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for Reports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reports::Stdout(pattern) => write!(f, "stdout lines matching `{}`", pattern.as_str()),
+            Reports::Probe(name) => write!(f, "`{name} ID` probe marks"),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum RawReports {
+    Pattern(String),
+    Probe { probe: String },
+}
+
+impl Serialize for Reports {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reports::Stdout(pattern) => RawReports::Pattern(pattern.as_str().to_string()),
+            Reports::Probe(name) => RawReports::Probe {
+                probe: name.clone(),
+            },
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reports {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawReports::deserialize(d).map_err(|_| {
+            de::Error::custom(
+                "expected a regular expression for stdout lines (e.g. '^ACK (\\d+)$') or a probe mark name (e.g. { probe = \"ack\" })",
+            )
+        })?;
+        match raw {
+            RawReports::Pattern(text) => {
+                text.parse().map(Reports::Stdout).map_err(de::Error::custom)
+            }
+            RawReports::Probe { probe }
+                if probe.is_empty() || probe.contains(char::is_whitespace) =>
+            {
+                Err(de::Error::custom(format!(
+                    "`probe = \"{probe}\"` is not a mark name: one word, e.g. \"ack\""
+                )))
+            }
+            RawReports::Probe { probe } => Ok(Reports::Probe(probe)),
+        }
+    }
 }
 
 /// Where survivors are read: exactly one of `file` and `command`, with `json` (a JSON
@@ -216,6 +291,30 @@ mod tests {
         );
         let whole: Pattern = r"\d+".parse().unwrap();
         assert_eq!(whole.ids("a 7 b\nnone\n12"), ["7", "12"]);
+    }
+
+    #[test]
+    fn reports_come_from_stdout_lines_or_probe_marks() {
+        #[derive(Deserialize)]
+        struct Wrap {
+            ack: Reports,
+        }
+        let read = |text: &str| {
+            toml::from_str::<Wrap>(text)
+                .map(|w| w.ack)
+                .map_err(|e| e.message().to_string())
+        };
+        let mark = |line: &str| Mark::parse(line, std::time::Duration::ZERO);
+        let marks = [mark("ack 3"), mark("unit 4"), mark("ack"), mark("ack 5")];
+        let stdout = read(r#"ack = '^DONE (\d+)$'"#).unwrap();
+        assert_eq!(stdout.ids("DONE 1\nDONE 2\n", &marks), ["1", "2"]);
+        let probe = read(r#"ack = { probe = "ack" }"#).unwrap();
+        assert_eq!(probe.ids("DONE 1\n", &marks), ["3", "5"]);
+        assert_eq!(probe.to_string(), "`ack ID` probe marks");
+        let bad = read(r#"ack = { probe = "two words" }"#).unwrap_err();
+        assert!(bad.contains("not a mark name"), "{bad}");
+        let neither = read(r#"ack = { pattern = "x" }"#).unwrap_err();
+        assert!(neither.contains("or a probe mark name"), "{neither}");
     }
 
     #[test]

@@ -151,10 +151,11 @@ pub struct StrikeSpec {
     pub to: Recipient,
 }
 
-/// Where a strike lands: after a delay, or at a syscall.
+/// Where a strike lands: after a delay, at a syscall, or at a probe mark.
 ///
-/// Written as a table: `{ after = "0ms..300ms" }`, `{ after_handler = "SIGTERM" }`, or
-/// `{ syscall = "write", path = "out.json*", nth = "1..", when = "entry" }`.
+/// Written as a table: `{ after = "0ms..300ms" }`, `{ after_handler = "SIGTERM" }`,
+/// `{ syscall = "write", path = "out.json*", nth = "1..", when = "entry" }`, or
+/// `{ probe = "flush-begin", nth = "1.." }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawPoint", into = "RawPoint")]
 pub enum PointSpec {
@@ -171,6 +172,8 @@ pub enum PointSpec {
     },
     /// The entry or exit of the n-th matching syscall, seen by the tracer.
     Syscall(SyscallPoint),
+    /// The n-th probe mark of a name, made by the target itself.
+    Probe(ProbePoint),
 }
 
 impl Default for PointSpec {
@@ -188,8 +191,19 @@ impl PointSpec {
         match self {
             PointSpec::Delay { after_handler, .. } => after_handler.is_some(),
             PointSpec::Syscall(_) => true,
+            PointSpec::Probe(_) => false,
         }
     }
+}
+
+/// A probe strike point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbePoint {
+    /// The mark's name: the first word of the line the target writes.
+    pub name: String,
+    /// Which of the marks of that name, counted from 1 (for a plan's later strikes: from
+    /// the strike before).
+    pub nth: Nth,
 }
 
 /// A syscall strike point.
@@ -221,16 +235,41 @@ struct RawPoint {
     nth: Option<Nth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     when: Option<Whens>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probe: Option<String>,
 }
 
 impl TryFrom<RawPoint> for PointSpec {
     type Error = String;
 
     fn try_from(raw: RawPoint) -> Result<Self, String> {
+        if let Some(name) = raw.probe {
+            if raw.syscall.is_some() || raw.path.is_some() || raw.when.is_some() {
+                return Err(
+                    "a probe point lands at a mark, not a syscall: drop `syscall`, `path` and `when`, or `probe`"
+                        .into(),
+                );
+            }
+            if raw.after.is_some() || raw.after_handler.is_some() {
+                return Err(
+                    "a probe point lands at a mark, not after a delay: drop `after`/`after_handler` or `probe`"
+                        .into(),
+                );
+            }
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(format!(
+                    "`probe = \"{name}\"` is not a mark name: one word, as the target writes it, e.g. \"flush-begin\""
+                ));
+            }
+            return Ok(PointSpec::Probe(ProbePoint {
+                name,
+                nth: raw.nth.unwrap_or_default(),
+            }));
+        }
         let Some(syscall) = raw.syscall else {
             if raw.path.is_some() || raw.nth.is_some() || raw.when.is_some() {
                 return Err(
-                    "`path`, `nth` and `when` belong to a syscall point: add e.g. `syscall = \"write\"`"
+                    "`path` and `when` belong to a syscall point and `nth` to a syscall or probe point: add e.g. `syscall = \"write\"` or `probe = \"flush-begin\"`"
                         .into(),
                 );
             }
@@ -285,6 +324,11 @@ impl From<PointSpec> for RawPoint {
                 path: p.path,
                 nth: Some(p.nth),
                 when: Some(p.when),
+                ..RawPoint::default()
+            },
+            PointSpec::Probe(p) => RawPoint {
+                probe: Some(p.name),
+                nth: Some(p.nth),
                 ..RawPoint::default()
             },
         }
@@ -510,7 +554,7 @@ impl Scenario {
                     after_handler: Some(_),
                     ..
                 } => Some(SyscallClass::Sigaction),
-                PointSpec::Delay { .. } => None,
+                PointSpec::Delay { .. } | PointSpec::Probe(_) => None,
             })
             .collect()
     }
@@ -761,6 +805,32 @@ violation = "atomic-output"
         assert!(e.message.contains("never returns"), "{}", e.message);
         let e = with("{ after_handler = \"SIGKILL\" }");
         assert!(e.message.contains("cannot have a handler"), "{}", e.message);
+    }
+
+    #[test]
+    fn probe_points_name_a_mark_and_take_nth_only() {
+        let with = |at: &str| {
+            parse(&MINIMAL.replace(
+                "signal = \"SIGTERM\"",
+                &format!("signal = \"SIGTERM\"\nat = {at}"),
+            ))
+        };
+        let s = with("{ probe = \"flush-begin\", nth = \"2..\" }").unwrap();
+        let PointSpec::Probe(p) = &s.strikes[0].at else {
+            panic!("{:?}", s.strikes[0].at)
+        };
+        assert_eq!(
+            (p.name.as_str(), p.nth.to_string().as_str()),
+            ("flush-begin", "2..")
+        );
+        assert!(!s.needs_tracer(), "probe strikes need no tracer");
+        let e = with("{ probe = \"ack\", syscall = \"write\" }").unwrap_err();
+        assert!(e.message.contains("not a syscall"), "{}", e.message);
+        let e = with("{ probe = \"ack\", after = \"1ms\" }").unwrap_err();
+        assert!(e.message.contains("not after a delay"), "{}", e.message);
+        let e = with("{ probe = \"flush begin\" }").unwrap_err();
+        assert!(e.message.contains("not a mark name"), "{}", e.message);
+        assert_eq!(e.key.as_deref(), Some("strike[0].at"));
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! flight, saves the checkpoint with status `interrupted` and exits 14. `--resume` reads
 //! the checkpoint and runs only the units it does not list.
 //!
+//! Probe marks (killpoint_probe): `unit N` before unit N starts (the stop flag is looked
+//! at just after it, so a stop that lands there leaves units 1..N-1 done) and `ack N` once
+//! unit N is reported done. The handler notes the unit whose mark was the last made when
+//! the first stop signal came, and a stopped run says it on stderr: "the stop signal
+//! arrived at unit N", the program's own record of where it was struck.
+//!
 //! Planted bugs (`--bug NAME`), each the correct code with one thing wrong:
 //! - `ack-before-save`: a unit is reported done before the checkpoint that records it is
 //!   saved; a kill in between loses a reported unit.
@@ -17,31 +23,38 @@
 //!   rest of the stretch.
 //! - `orphan-workers`: on a stop, the parent saves and exits without waiting for the
 //!   workers in flight, which run on with nobody to reap them.
+//! - `resume-redo-last`: `--resume` distrusts the last unit the checkpoint lists ("it may
+//!   be half done") and runs it again: a unit reported done is done twice.
 //!
 //! Usage: batch-runner --checkpoint PATH --results DIR [--units N] [--unit-time DURATION]
 //!        [--workers K] [--resume]
-//!        [--bug ack-before-save|checkpoint-inplace|coarse-shutdown|orphan-workers]
+//!        [--bug ack-before-save|checkpoint-inplace|coarse-shutdown|orphan-workers|resume-redo-last]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use killpoint_scenarios::{STOPPED, pace};
 
-const BUGS: [&str; 4] = [
+const BUGS: [&str; 5] = [
     "ack-before-save",
     "checkpoint-inplace",
     "coarse-shutdown",
     "orphan-workers",
+    "resume-redo-last",
 ];
 
 /// With `coarse-shutdown`, the flag is looked at once per this many units.
 const COARSE: u64 = 25;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The unit whose `unit N` mark was made last (0: none yet).
+static UNIT: AtomicU64 = AtomicU64::new(0);
+/// The value of `UNIT` when the first stop signal came (0: none came).
+static STRUCK_AT_UNIT: AtomicU64 = AtomicU64::new(0);
 
 struct Run {
     checkpoint: PathBuf,
@@ -64,9 +77,18 @@ fn main() -> ExitCode {
             return Ok(ExitCode::SUCCESS);
         }
         for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            // SAFETY: the handler only stores to an atomic.
+            // SAFETY: the handler only reads and stores atomics.
             unsafe {
-                signal_hook::low_level::register(signal, || STOP.store(true, Ordering::SeqCst))
+                signal_hook::low_level::register(signal, || {
+                    let unit = UNIT.load(Ordering::SeqCst);
+                    let _ = STRUCK_AT_UNIT.compare_exchange(
+                        0,
+                        unit,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    STOP.store(true, Ordering::SeqCst);
+                })
             }
             .expect("install a signal handler");
         }
@@ -75,8 +97,13 @@ fn main() -> ExitCode {
                 .text("--checkpoint")
                 .ok_or("--checkpoint PATH is required")?,
         );
+        let bug = flags.bug(&BUGS)?;
         let done = if flags.has("--resume") {
-            load(&checkpoint)?
+            let mut done = load(&checkpoint)?;
+            if bug == Some("resume-redo-last") {
+                done.pop();
+            }
+            done
         } else {
             Vec::new()
         };
@@ -85,7 +112,7 @@ fn main() -> ExitCode {
             results,
             units: flags.number("--units", 40)?,
             unit_time,
-            bug: flags.bug(&BUGS)?,
+            bug,
             done,
         };
         let workers = flags.number("--workers", 0)?;
@@ -110,6 +137,10 @@ fn main() -> ExitCode {
         Ok(if finished {
             ExitCode::SUCCESS
         } else {
+            let at = STRUCK_AT_UNIT.load(Ordering::SeqCst);
+            if at > 0 {
+                eprintln!("batch-runner: the stop signal arrived at unit {at}");
+            }
             eprintln!(
                 "batch-runner: interrupted after {} of {} units; resume with --resume",
                 run.done.len(),
@@ -124,6 +155,13 @@ fn todo(run: &Run) -> Vec<u64> {
     (1..=run.units).filter(|u| !run.done.contains(u)).collect()
 }
 
+/// Marks the start of `unit` (a probe point), then says whether to stop before it.
+fn begin(run: &Run, unit: u64, position: usize) -> bool {
+    UNIT.store(unit, Ordering::SeqCst);
+    killpoint_probe::mark(&format!("unit {unit}"));
+    should_stop(run, position)
+}
+
 fn should_stop(run: &Run, position: usize) -> bool {
     if run.bug == Some("coarse-shutdown") && !(position as u64).is_multiple_of(COARSE) {
         return false;
@@ -134,7 +172,7 @@ fn should_stop(run: &Run, position: usize) -> bool {
 /// Units one after another in this process; true when all are done.
 fn run_here(run: &mut Run) -> std::io::Result<bool> {
     for (position, unit) in todo(run).into_iter().enumerate() {
-        if should_stop(run, position) {
+        if begin(run, unit, position) {
             return Ok(false);
         }
         work(&run.results, unit, run.unit_time)?;
@@ -149,7 +187,7 @@ fn run_in_workers(run: &mut Run, workers: usize) -> std::io::Result<bool> {
     let exe = std::env::current_exe()?;
     let todo = todo(run);
     for (batch_number, batch) in todo.chunks(workers).enumerate() {
-        if should_stop(run, batch_number * workers) {
+        if begin(run, batch[0], batch_number * workers) {
             return Ok(false);
         }
         let mut children: Vec<(u64, Child)> = Vec::new();
@@ -195,9 +233,9 @@ fn run_in_workers(run: &mut Run, workers: usize) -> std::io::Result<bool> {
 /// `ack-before-save`, the other way round).
 fn record(run: &Run, units: &[u64]) -> std::io::Result<()> {
     let report = |units: &[u64]| -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
         for unit in units {
-            writeln!(out, "DONE unit={unit}")?;
+            writeln!(std::io::stdout().lock(), "DONE unit={unit}")?;
+            killpoint_probe::mark(&format!("ack {unit}"));
         }
         Ok(())
     };

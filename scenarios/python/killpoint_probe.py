@@ -1,0 +1,1 @@
+../../probe/killpoint_probe.py
