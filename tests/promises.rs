@@ -3,13 +3,16 @@
 //! timeline showing the stacked drains), a supervisor that does not forward
 //! (signal-forwarded), a teardown that runs twice (idempotent-teardown), a checkpoint saved
 //! without `finally` (acked-survives), a handler that writes (handler-no-io), and Python's
-//! reentrant print (no-crash-output). The bundled scenario files are the inputs; the
-//! campaign test runs all of them, these assert what their reports say.
+//! reentrant print (no-crash-output), a resume that redoes work (no-duplicate-work) or
+//! cannot resume (resume-completes); and probe strikes landing exactly at the marked point.
+//! The bundled scenario files are the inputs; the campaign test runs all of them, these
+//! assert what their reports say.
 
 use std::path::Path;
 
 use killpoint::campaign::{Campaign, CampaignOptions, Failure, ScenarioReport, ScenarioResult};
 use killpoint::invariants::InvariantName;
+use killpoint::plan::CaseId;
 use killpoint::scenario::{ExitStatus, Scenario, Signal};
 
 fn scenario(name: &str) -> Scenario {
@@ -181,6 +184,129 @@ fn a_python_handler_that_prints_crashes_with_a_reentrant_call() {
     );
     assert!(
         evidence.contains("Traceback (most recent call last):"),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn a_probe_strike_lands_at_the_marked_unit_in_20_of_20_reruns() {
+    // The runner marks `unit N` before unit N and looks at its stop flag right after; its
+    // handler notes the unit of the last mark, and a stopped run prints it. Point pK of
+    // this space is SIGTERM at the (K+1)-th mark.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let text = r#"
+name = "probe-landing"
+command = ["{bin:batch-runner}", "--checkpoint", "{work}/checkpoint.json", "--results", "{work}/results", "--units", "30", "--unit-time", "2ms"]
+[[strike]]
+signal = "SIGTERM"
+at = { probe = "unit" }
+[expect]
+interrupted = [14]
+"#;
+    let file = dir.join("probe-landing.toml");
+    let mut scenario = Scenario::parse(text, &file).unwrap();
+    scenario.source = Some(file);
+    for point in 0..20u64 {
+        let unit = point + 1;
+        let mut options = CampaignOptions::new(1);
+        options.regressions = false;
+        options.case = Some(CaseId::Point(point));
+        let report = Campaign::new(options).run_scenario(&scenario);
+        let text = killpoint::report::repro_text(&report);
+        let case = report.case.as_ref().unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            case.plan.to_string(),
+            format!("SIGTERM at probe mark `unit` #{unit}"),
+            "{text}"
+        );
+        let outcome = &case.outcome;
+        assert_eq!(outcome.status, ExitStatus::Code(14), "{text}");
+        assert!(
+            outcome
+                .stderr
+                .text
+                .contains(&format!("the stop signal arrived at unit {unit}\n")),
+            "rerun {point}: the target says it was elsewhere\n{text}"
+        );
+        // And it stopped there: the units before it done, none after.
+        let done: Vec<String> = (1..unit).map(|u| format!("DONE unit={u}\n")).collect();
+        assert_eq!(outcome.stdout.text, done.concat(), "{text}");
+        assert!(case.violations.is_empty(), "{text}");
+    }
+}
+
+#[test]
+fn acknowledgements_made_as_probe_marks_are_checked_and_a_kill_at_one_finds_the_lost_unit() {
+    let report = run(&scenario("batch-runner-ack-before-save"));
+    let (failure, evidence) = caught(&report, InvariantName::AckedSurvives);
+    assert_eq!(failure.plan.to_string(), "SIGKILL at probe mark `ack` #1");
+    assert!(
+        evidence.starts_with("1 of 1 acknowledged id(s) did not survive: 1\n"),
+        "{evidence}"
+    );
+    let acks: Vec<&str> = failure
+        .outcome
+        .marks
+        .iter()
+        .filter(|m| m.name == "ack")
+        .map(|m| m.arg.as_str())
+        .collect();
+    assert_eq!(acks, ["1"]);
+}
+
+#[test]
+fn a_resume_that_redoes_a_reported_unit_is_caught_and_the_correct_resume_passes() {
+    let report = run(&scenario("batch-runner-resume-redo-last"));
+    let (failure, evidence) = caught(&report, InvariantName::NoDuplicateWork);
+    // Stopped at unit N, the case reported 1..N-1; the resume starts again at N-1.
+    let resume = failure.outcome.resume.as_ref().expect("the resume ran");
+    let last = failure
+        .outcome
+        .stdout
+        .text
+        .lines()
+        .last()
+        .expect("a unit was reported")
+        .to_string();
+    assert_eq!(resume.stdout.text.lines().next(), Some(last.as_str()));
+    let unit = last.trim_start_matches("DONE unit=");
+    assert!(
+        evidence.starts_with(&format!(
+            "1 unit(s) the case reported done were done again by the resume: {unit}\n"
+        )),
+        "{evidence}"
+    );
+    assert_eq!(resume.status, ExitStatus::Code(0));
+    // Its checkpoint still comes out right: only the repeated report shows the bug.
+    assert!(
+        !failure
+            .violations
+            .iter()
+            .any(|(n, _)| *n == InvariantName::ResumeCompletes)
+    );
+
+    let report = run(&scenario("batch-runner"));
+    let text = killpoint::report::scenario_text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{text}");
+    for name in [
+        InvariantName::ResumeCompletes,
+        InvariantName::NoDuplicateWork,
+    ] {
+        assert!(report.checked.contains(&name), "{text}");
+    }
+}
+
+#[test]
+fn a_torn_checkpoint_cannot_be_resumed() {
+    let report = run(&scenario("batch-runner-checkpoint-inplace"));
+    let (failure, evidence) = caught(&report, InvariantName::ResumeCompletes);
+    let resume = failure.outcome.resume.as_ref().expect("the resume ran");
+    assert_ne!(resume.status, ExitStatus::Code(0));
+    assert!(
+        evidence.contains(&format!(
+            "the resume ended with {}, not as a clean run does (exit 0)",
+            resume.status
+        )) && evidence.contains("not a checkpoint"),
         "{evidence}"
     );
 }

@@ -25,6 +25,7 @@ use crate::os::tracer::{SyscallStrike, TraceError, TraceSetup};
 use crate::outcome::{FileState, Outcome, OutputRecord};
 use crate::plan::{self, CaseId, Clock, Plan, Point, Strike, StrikeSpace};
 use crate::regressions;
+use crate::resume;
 use crate::scenario::{
     MarkerSource, PointSpec, Scenario, Severity, ShrinkBudget, Signal, WorkPath,
 };
@@ -744,10 +745,15 @@ fn census_from(
         None => (None, Vec::new()),
     };
     let mut golden = std::collections::BTreeMap::new();
-    for path in &scenario.expect.outputs {
+    for path in scenario
+        .expect
+        .outputs
+        .iter()
+        .chain(scenario.expect.resume_outputs())
+    {
         golden.insert(path.clone(), sandbox.read(path)?.map(Golden::new));
     }
-    Ok(Census {
+    let mut census = Census {
         status: ran.status,
         duration: ran.exited_at,
         handlers: ran
@@ -774,8 +780,12 @@ fn census_from(
             counts
         }),
         marks: ran.marks,
+        resume: None,
         untraced,
-    })
+    };
+    // Markers and survivors are read above, before the resume can touch the sandbox.
+    census.resume = resume::run(scenario, binaries, &census, sandbox)?;
+    Ok(census)
 }
 
 /// The files the scenario's `once` markers are counted in, as text (`None`: absent).
@@ -842,22 +852,6 @@ pub fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> O
 
 /// A census that cannot serve as the reference makes the scenario unusable.
 fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
-    let stderr_tail = || {
-        let text = census.stderr.text.trim_end();
-        if text.is_empty() {
-            String::new()
-        } else {
-            let tail: Vec<&str> = text
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            format!("\n  its stderr ended with:\n    {}", tail.join("\n    "))
-        }
-    };
     if census.duration >= scenario.timeout {
         return Err(format!(
             "the uninterrupted run did not finish within the timeout ({}): raise `timeout` or fix the command",
@@ -868,7 +862,7 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
         return Err(format!(
             "the uninterrupted run ended with {}, which `[expect] clean` does not allow{}",
             census.status,
-            stderr_tail()
+            stderr_tail(&census.stderr)
         ));
     }
     for (path, golden) in &census.golden {
@@ -928,6 +922,29 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
             ));
         }
     }
+    if let Some(resume) = &census.resume {
+        let what = "the `[expect.resume] command`, run after the uninterrupted run,";
+        if resume.killed.is_some() {
+            return Err(format!(
+                "{what} did not finish within the timeout ({})",
+                crate::scenario::format_duration(scenario.timeout)
+            ));
+        }
+        if !scenario.expect.clean.contains(&resume.status) {
+            return Err(format!(
+                "{what} ended with {}, which `[expect] clean` does not allow{}",
+                resume.status,
+                stderr_tail(&resume.stderr)
+            ));
+        }
+        if let Some(changed) = resume.outputs.iter().find(|o| o.after != FileState::Golden) {
+            return Err(format!(
+                "{what} changed `{}` (now {}): with the work finished, it must find nothing to do",
+                changed.path,
+                changed.after.name()
+            ));
+        }
+    }
     if !census.leftovers.is_empty() {
         let list: Vec<String> = census
             .leftovers
@@ -940,6 +957,17 @@ fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The last lines of a run's stderr, to show with a refused census.
+fn stderr_tail(stderr: &crate::outcome::Capture) -> String {
+    let text = stderr.text.trim_end();
+    if text.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(5)..];
+    format!("\n  its stderr ended with:\n    {}", tail.join("\n    "))
 }
 
 fn run_case(
@@ -1002,6 +1030,7 @@ fn run_case(
         handler_io: Vec::new(),
         marker_files: BTreeMap::new(),
         marks: ran.marks,
+        resume: None,
     };
     if let Some(log) = ran.trace {
         outcome.trace = log.windows;
@@ -1009,6 +1038,8 @@ fn run_case(
         outcome.handler_io = log.handler_io;
     }
     outcome.marker_files = marker_files(scenario, &sandbox)?;
+    // Last: what the case left (outputs, survivors, markers) is read before it resumes.
+    outcome.resume = resume::run(scenario, binaries, census, &sandbox)?;
     let verdicts = invariants::judge(&Context {
         expect: &scenario.expect,
         census,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Capture, Mark, ProcessInfo, sha256_hex};
+use crate::outcome::{Capture, Mark, ProcessInfo, ResumeRecord, sha256_hex};
 use crate::scenario::{ExitStatus, Signal, WorkPath};
 use crate::survivors::SurvivorsRead;
 use crate::syscalls::{Event, SyscallCensus};
@@ -50,6 +50,10 @@ pub struct Census {
     /// The probe marks themselves, in order (acknowledgements made as marks).
     #[serde(skip)]
     pub marks: Vec<Mark>,
+    /// The resume command run after the census (`[expect.resume]`): it must find nothing
+    /// to do, and leave the outputs as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeRecord>,
     /// Why a scenario that would be traced ran untraced (ptrace refused here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untraced: Option<String>,

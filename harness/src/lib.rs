@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod plan;
 pub mod regressions;
 pub mod report;
+pub mod resume;
 pub mod scenario;
 pub mod shrink;
 pub mod survivors;

@@ -62,6 +62,26 @@ pub struct Outcome {
     /// The probe marks the target made, in order (up to [`MARK_CAP`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
+    /// The `[expect.resume]` command's run after the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeRecord>,
+}
+
+/// What the resume command did, run in the case's sandbox after the case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeRecord {
+    pub status: ExitStatus,
+    /// From its start to its exit.
+    #[serde(with = "crate::report::millis")]
+    pub duration: Duration,
+    /// Set when it ran past the scenario's `timeout` and was killed.
+    pub killed: Option<HarnessKill>,
+    pub stdout: Capture,
+    pub stderr: Capture,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+    /// Each resume output as the case left it (`before`) and as the resume left it.
+    pub outputs: Vec<OutputRecord>,
 }
 
 /// How many probe marks a run keeps; the rest are served and counted, not kept.
@@ -287,6 +307,16 @@ pub struct Capture {
 }
 
 impl FileState {
+    /// A word or two for reports: `absent`, `complete`, `partial`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FileState::Absent => "absent",
+            FileState::Prior => "still its prior content",
+            FileState::Golden => "complete",
+            FileState::Other { .. } => "partial",
+        }
+    }
+
     /// Classifies a file's content (`None`: absent) against its prior content and the
     /// golden. Prior wins over golden when they are the same bytes.
     pub fn classify(

@@ -597,6 +597,7 @@ pub(crate) mod testing {
             marker_files: Default::default(),
             mark_counts: BTreeMap::new(),
             marks: vec![],
+            resume: None,
             untraced: None,
         }
     }

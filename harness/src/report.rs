@@ -130,8 +130,13 @@ fn census_line(census: &Census) -> String {
         .iter()
         .map(|(s, h)| format!("{s} at {}", ms(h.at)))
         .collect();
+    let marks: Vec<String> = census
+        .mark_counts
+        .iter()
+        .map(|(name, n)| format!("{name} ×{n}"))
+        .collect();
     format!(
-        "{} in {}{}{}",
+        "{} in {}{}{}{}",
         census.status,
         ms(census.duration),
         if outputs.is_empty() {
@@ -143,6 +148,11 @@ fn census_line(census: &Census) -> String {
             "; no handlers seen".to_string()
         } else {
             format!("; handlers: {}", handlers.join(", "))
+        },
+        if marks.is_empty() {
+            String::new()
+        } else {
+            format!("; probe marks: {}", marks.join(", "))
         },
     )
 }
@@ -219,10 +229,26 @@ pub fn repro_text(report: &ScenarioReport) -> String {
         }
     }
     let _ = writeln!(out, "  {}", outcome_line(&case.outcome));
-    for (name, capture) in [
+    let mut captures = vec![
         ("stdout", &case.outcome.stdout),
         ("stderr", &case.outcome.stderr),
-    ] {
+    ];
+    if let Some(resume) = &case.outcome.resume {
+        let _ = writeln!(
+            out,
+            "  resume: {} in {}{}",
+            resume.status,
+            ms(resume.duration),
+            if resume.killed.is_some() {
+                " (killed: it ran past the timeout)"
+            } else {
+                ""
+            }
+        );
+        captures.push(("resume stdout", &resume.stdout));
+        captures.push(("resume stderr", &resume.stderr));
+    }
+    for (name, capture) in captures {
         let lines: Vec<&str> = capture.text.lines().collect();
         let shown = &lines[lines.len().saturating_sub(REPRO_LINES)..];
         let _ = writeln!(

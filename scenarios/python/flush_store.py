@@ -22,6 +22,9 @@ Planted bugs (--bug NAME), each the correct code with one thing wrong:
   `finally` seals it again on the way out: the `END` trailer and the `FLUSHED` line
   appear twice. Teardown that is not idempotent.
 
+Probe marks (killpoint_probe): `ack N` as record N is acknowledged, under the store's
+lock, in the main thread.
+
 stop() is idempotent, and seals the store once: a trailer line `END <records>` and a
 `FLUSHED <records>` line on stdout, the side effects a teardown must make exactly once
 however many signals arrive.
@@ -34,6 +37,7 @@ import sys
 import threading
 import time
 
+import killpoint_probe
 from shutdown import exit_with, install_handlers
 
 STOPPED = 14
@@ -57,6 +61,9 @@ class Store:
         with self.lock:
             self.buffer.append(f"{record_id} {'x' * 48}\n")
             print(f"ACK {record_id}", flush=True)
+            # A probe point in the main thread, where Python runs signal handlers: a
+            # strike at `ack N` runs the handler right here, with the lock held.
+            killpoint_probe.mark(f"ack {record_id}")
 
     def flush(self):
         with self.lock:

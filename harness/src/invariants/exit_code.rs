@@ -103,7 +103,7 @@ fn unfinished_work(ctx: &Context) -> Vec<String> {
         .outputs
         .iter()
         .filter(|o| o.after != FileState::Golden)
-        .map(|o| format!("{} is {}", o.path, state_name(&o.after)))
+        .map(|o| format!("{} is {}", o.path, o.after.name()))
         .collect();
     if let Some(spec) = &ctx.expect.acked {
         let census = spec.ack.ids(&ctx.census.stdout.text, &ctx.census.marks);
@@ -129,15 +129,6 @@ fn list(statuses: &[ExitStatus]) -> String {
         .map(|s| s.to_string())
         .collect::<Vec<_>>()
         .join(" or ")
-}
-
-fn state_name(state: &FileState) -> &'static str {
-    match state {
-        FileState::Absent => "absent",
-        FileState::Prior => "still its prior content",
-        FileState::Golden => "complete",
-        FileState::Other { .. } => "partial",
-    }
 }
 
 #[cfg(test)]

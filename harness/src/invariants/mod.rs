@@ -13,7 +13,9 @@ mod exit_code;
 mod handler_no_io;
 mod idempotent_teardown;
 mod no_crash_output;
+mod no_duplicate_work;
 mod no_leftover_processes;
+mod resume_completes;
 mod signal_forwarded;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -86,10 +88,14 @@ pub enum InvariantName {
     SignalForwarded,
     /// Signal handlers write and sync no files.
     HandlerNoIo,
+    /// The resume command finishes the work as a clean run would.
+    ResumeCompletes,
+    /// No unit of work is reported done twice, in the case or by the resume.
+    NoDuplicateWork,
 }
 
 impl InvariantName {
-    pub const ALL: [InvariantName; 9] = [
+    pub const ALL: [InvariantName; 11] = [
         InvariantName::ExitCode,
         InvariantName::AtomicOutput,
         InvariantName::DrainDeadline,
@@ -99,6 +105,8 @@ impl InvariantName {
         InvariantName::IdempotentTeardown,
         InvariantName::SignalForwarded,
         InvariantName::HandlerNoIo,
+        InvariantName::ResumeCompletes,
+        InvariantName::NoDuplicateWork,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +120,8 @@ impl InvariantName {
             InvariantName::IdempotentTeardown => "idempotent-teardown",
             InvariantName::SignalForwarded => "signal-forwarded",
             InvariantName::HandlerNoIo => "handler-no-io",
+            InvariantName::ResumeCompletes => "resume-completes",
+            InvariantName::NoDuplicateWork => "no-duplicate-work",
         }
     }
 
@@ -129,6 +139,8 @@ impl InvariantName {
             }
             InvariantName::SignalForwarded => expect.signal_forwarded,
             InvariantName::HandlerNoIo => expect.handler_io != Severity::Off,
+            InvariantName::ResumeCompletes => expect.resume.is_some(),
+            InvariantName::NoDuplicateWork => expect.work_reports().is_some(),
         }
     }
 
@@ -153,6 +165,10 @@ impl InvariantName {
             InvariantName::HandlerNoIo => {
                 "set `handler_io = \"violation\"` in [expect] (\"warn\" only reports it)"
             }
+            InvariantName::ResumeCompletes => "declare [expect.resume] with a `command`",
+            InvariantName::NoDuplicateWork => {
+                "declare [expect.resume], with `work` or with [expect.acked]"
+            }
         }
     }
 
@@ -167,6 +183,8 @@ impl InvariantName {
             InvariantName::IdempotentTeardown => idempotent_teardown::check(ctx),
             InvariantName::SignalForwarded => signal_forwarded::check(ctx),
             InvariantName::HandlerNoIo => handler_no_io::check(ctx),
+            InvariantName::ResumeCompletes => resume_completes::check(ctx),
+            InvariantName::NoDuplicateWork => no_duplicate_work::check(ctx),
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn census(golden: &[u8]) -> Census {
         marker_files: BTreeMap::new(),
         mark_counts: BTreeMap::new(),
         marks: vec![],
+        resume: None,
         untraced: None,
     }
 }
@@ -63,6 +64,7 @@ pub fn clean_outcome() -> Outcome {
         handler_io: vec![],
         marker_files: BTreeMap::new(),
         marks: vec![],
+        resume: None,
     }
 }
 

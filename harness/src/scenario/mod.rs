@@ -5,6 +5,7 @@
 //! line, column and key ([`ScenarioError`]).
 
 mod acked;
+mod resume;
 mod teardown;
 mod values;
 
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use acked::{AckedSpec, IdReader, Pattern, SurvivorSource, Survivors};
+pub use acked::{AckedSpec, IdReader, Pattern, Reports, SurvivorSource, Survivors};
+pub use resume::ResumeSpec;
 pub use teardown::{MarkerSource, OnceSpec, Severity};
 pub use values::{
     Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
@@ -379,6 +381,11 @@ pub struct Expect {
     /// acknowledged id must survive (`acked-survives`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked: Option<AckedSpec>,
+    /// A command that resumes interrupted work, run after every case: it must complete the
+    /// work (`resume-completes`) without redoing what was reported done
+    /// (`no-duplicate-work`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeSpec>,
     /// Every child alive at the first strike must receive a termination signal before its
     /// parent exits (`signal-forwarded`; needs the tracer).
     #[serde(default)]
@@ -421,6 +428,7 @@ impl Default for Expect {
             deadline: None,
             no_leftover_processes: true,
             acked: None,
+            resume: None,
             signal_forwarded: false,
             no_crash_output: true,
             crash_patterns: Vec::new(),
@@ -428,6 +436,27 @@ impl Default for Expect {
             once: Vec::new(),
             handler_io: Severity::Warn,
             violation: Vec::new(),
+        }
+    }
+}
+
+impl Expect {
+    /// Where the resume's and the case's units of work are reported: `[expect.resume]
+    /// work`, else `[expect.acked] ack`; `None` without a resume step.
+    pub fn work_reports(&self) -> Option<&Reports> {
+        let resume = self.resume.as_ref()?;
+        resume.work.as_ref().or(self.acked.as_ref().map(|a| &a.ack))
+    }
+
+    /// The files that must hold the uninterrupted run's content after the resume.
+    pub fn resume_outputs(&self) -> &[WorkPath] {
+        match &self.resume {
+            Some(ResumeSpec {
+                outputs: Some(outputs),
+                ..
+            }) => outputs,
+            Some(_) => &self.outputs,
+            None => &[],
         }
     }
 }
@@ -500,6 +529,18 @@ impl Scenario {
                 Some("strike".into()),
                 None,
                 "no [[strike]] entries: a scenario needs at least one, e.g.\n  [[strike]]\n  signal = [\"SIGTERM\", \"SIGINT\"]".into(),
+            ));
+        }
+        if scenario
+            .expect
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.command.is_empty())
+        {
+            return Err(error(
+                Some("expect.resume.command".into()),
+                None,
+                "the resume command is empty: e.g. [\"{bin:batch-runner}\", \"--resume\"]".into(),
             ));
         }
         if !scenario.expect.violation.is_empty() {
