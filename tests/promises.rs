@@ -135,6 +135,9 @@ fn the_correct_store_seals_once_through_signal_storms() {
     let text = killpoint::report::scenario_text(&report);
     assert_eq!(report.result, ScenarioResult::Passed, "{text}");
     assert!(report.checked.contains(&InvariantName::IdempotentTeardown));
+    // killpoint_probe.py marked every acknowledgement, each one a probe point.
+    let census = report.census.as_ref().expect("a census");
+    assert_eq!(census.mark_counts.get("ack"), Some(&200), "{text}");
     // Storms were really tried: cases in which two signals reached the target.
     let storms = report.cases.iter().filter(|c| c.landed == 2).count();
     assert!(

@@ -95,14 +95,43 @@ fn open() -> Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
+    // One test: the channel is process-wide, and opened once.
     #[test]
-    fn without_the_variable_marks_do_nothing() {
-        // The test harness runs outside killpoint, or as a case whose probe is not ours:
-        // either way, with the variable removed, nothing is written and nothing blocks.
-        // SAFETY: no other thread of this test binary reads the environment.
-        unsafe { std::env::remove_var(PROBE_FD_VAR) };
-        mark("ready");
+    fn marks_are_lines_that_wait_for_the_reply_and_stop_once_the_harness_is_gone() {
+        let (harness, target) = UnixStream::pair().unwrap();
+        // SAFETY: no other thread of this test binary reads or writes the environment.
+        unsafe { std::env::set_var(PROBE_FD_VAR, target.into_raw_fd().to_string()) };
+        let replied = Arc::new(AtomicBool::new(false));
+        let server = {
+            let replied = Arc::clone(&replied);
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(harness.try_clone().unwrap()).lines();
+                let mut seen = Vec::new();
+                for _ in 0..2 {
+                    seen.push(lines.next().unwrap().unwrap());
+                    replied.store(true, Ordering::SeqCst);
+                    (&harness).write_all(b"+").unwrap();
+                }
+                seen // dropping `harness` closes the socket
+            })
+        };
+        assert!(active());
+        mark("flush-begin");
+        assert!(
+            replied.load(Ordering::SeqCst),
+            "mark returned before the reply"
+        );
+        mark("ack 7\n");
+        assert_eq!(server.join().unwrap(), ["flush-begin", "ack 7"]);
+        // The harness has gone: the next mark sees end of file and marks turn off.
+        mark("late");
         assert!(!active());
+        mark("later");
     }
 }
