@@ -217,6 +217,9 @@ interrupted = [14]
         let report = Campaign::new(options).run_scenario(&scenario);
         let text = killpoint::report::repro_text(&report);
         let case = report.case.as_ref().unwrap_or_else(|| panic!("{text}"));
+        // A rerun keeps its sandbox for inspection; this one is not needed.
+        let sandbox = case.sandbox.as_ref().expect("a rerun keeps its sandbox");
+        std::fs::remove_dir_all(sandbox).unwrap();
         assert_eq!(
             case.plan.to_string(),
             format!("SIGTERM at probe mark `unit` #{unit}"),
