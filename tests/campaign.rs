@@ -1,14 +1,16 @@
-//! The bundled scenarios (the target zoo), one test each, named after the scenario: every
+//! The bundled scenarios (the target zoo), one test per file, named after its path from
+//! the workspace root (`scenarios/atomic-writer.toml`), so that nextest can filter
+//! (`-E 'test(atomic)'`), run in parallel and partition (`--partition hash:1/4`) them: every
 //! correct scenario holds for its default number of cases, and every planted bug is
 //! caught, with an invariant its file declares, within that budget for each of five
 //! master seeds (no lucky seed).
 //!
 //! `KILLPOINT_SEED` sets the one master seed to use (default: fixed ones, so CI is
 //! repeatable), or names a case to run first, as a failure report prints it:
-//! `KILLPOINT_SEED=<case> cargo nextest run -E 'test(=<scenario>)'`. `KILLPOINT_CASES`
+//! `KILLPOINT_SEED=<case> cargo nextest run -E 'test(=scenarios/<file>.toml)'`. `KILLPOINT_CASES`
 //! sets the number of new cases per campaign (default: the scenario's `cases`, else 64).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use killpoint::campaign::{Campaign, CampaignOptions, ScenarioResult};
 use killpoint::plan::CaseId;
@@ -21,22 +23,41 @@ const DEFAULT_SEEDS: [u64; 5] = [11, 12, 13, 14, 15];
 
 fn main() {
     let args = Arguments::from_args();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("the scenarios directory")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && !p.ends_with("Cargo.toml"))
-        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    scenario_files(&root.join("scenarios"), &mut files);
     files.sort();
     let trials = files
         .into_iter()
         .map(|file| {
+            let name = file
+                .strip_prefix(root)
+                .expect("under the workspace root")
+                .display()
+                .to_string();
             let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-            Trial::test(scenario.name.clone(), move || check(&scenario))
+            Trial::test(name, move || check(&scenario))
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// Every scenario file under `dir` (`**/*.toml`), leaving out cargo's manifests and build
+/// directories.
+fn scenario_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir)
+        .expect("the scenarios directory")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            if !path.ends_with("target") {
+                scenario_files(&path, found);
+            }
+        } else if path.extension().is_some_and(|x| x == "toml") && !path.ends_with("Cargo.toml") {
+            found.push(path);
+        }
+    }
 }
 
 /// The campaigns to run: one per master seed.

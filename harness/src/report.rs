@@ -68,19 +68,22 @@ pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
 }
 
 /// The commands that rerun exactly one case: with the CLI, and through the scenario's
-/// test (tests are named after their scenario).
+/// test. A bundled scenario's test is named after its file's path from the workspace root
+/// (`scenarios/atomic-writer.toml`), which is the file's path from the directory the
+/// report is made in when that is the root, as it is under `cargo nextest` and in the
+/// README's commands.
 pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> [String; 2] {
     let file = report
         .file
         .as_ref()
-        .map(|f| f.display().to_string())
+        .map(|f| {
+            let here = std::env::current_dir().unwrap_or_default();
+            f.strip_prefix(&here).unwrap_or(f).display().to_string()
+        })
         .unwrap_or_else(|| report.scenario.clone());
     [
         format!("killpoint repro {file} --case {case}"),
-        format!(
-            "KILLPOINT_SEED={case} cargo nextest run -E 'test(={})'",
-            report.name
-        ),
+        format!("KILLPOINT_SEED={case} cargo nextest run -E 'test(={file})'"),
     ]
 }
 

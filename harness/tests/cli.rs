@@ -69,7 +69,7 @@ fn inplace_bug_is_caught_as_atomic_output_with_the_truncated_file_as_evidence() 
         );
         let case = failure["case_id"].as_str().unwrap();
         let rerun = format!(
-            "    rerun: killpoint repro scenarios/atomic-writer-inplace.toml --case {case}\n       or: KILLPOINT_SEED={case} cargo nextest run -E 'test(=atomic-writer-inplace)'\n"
+            "    rerun: killpoint repro scenarios/atomic-writer-inplace.toml --case {case}\n       or: KILLPOINT_SEED={case} cargo nextest run -E 'test(=scenarios/atomic-writer-inplace.toml)'\n"
         );
         assert!(ran.stdout.contains(&rerun), "{}", ran.stdout);
     }
