@@ -73,17 +73,17 @@ pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
 /// report is made in when that is the root, as it is under `cargo nextest` and in the
 /// README's commands.
 pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> [String; 2] {
-    let file = report
-        .file
-        .as_ref()
-        .map(|f| {
+    let (file, test) = match &report.file {
+        Some(f) => {
             let here = std::env::current_dir().unwrap_or_default();
-            f.strip_prefix(&here).unwrap_or(f).display().to_string()
-        })
-        .unwrap_or_else(|| report.scenario.clone());
+            let test = f.strip_prefix(&here).unwrap_or(f).display().to_string();
+            (f.display().to_string(), test)
+        }
+        None => (report.scenario.clone(), report.scenario.clone()),
+    };
     [
         format!("killpoint repro {file} --case {case}"),
-        format!("KILLPOINT_SEED={case} cargo nextest run -E 'test(={file})'"),
+        format!("KILLPOINT_SEED={case} cargo nextest run -E 'test(={test})'"),
     ]
 }
 
