@@ -92,9 +92,8 @@ pub struct Run {
     pub handlers_seen: BTreeMap<Signal, Duration>,
     /// What the tracer saw, when the run was traced.
     pub trace: Option<TraceLog>,
-    /// The probe marks, in order (up to [`MARK_CAP`]), and how many there were in all.
+    /// The probe marks, in order (up to [`MARK_CAP`]).
     pub marks: Vec<Mark>,
-    pub mark_count: u64,
 }
 
 /// How far a plan has got; shared with the tracer, which fires the syscall strikes.
@@ -287,9 +286,8 @@ pub fn run(
         probe,
         mark_counts: vec![0; plan.len()],
         marks: Vec::new(),
-        mark_count: 0,
     };
-    let result = state.drive(&tree, plan, limits);
+    let result = state.drive(&tree, limits);
     if result.is_err() {
         tree.kill(&state.pidfd);
     }
@@ -333,7 +331,6 @@ pub fn run(
         handlers_seen: handlers,
         trace,
         marks: std::mem::take(&mut state.marks),
-        mark_count: state.mark_count,
     })
 }
 
@@ -589,7 +586,6 @@ struct State {
     /// strike whose turn it is.
     mark_counts: Vec<u64>,
     marks: Vec<Mark>,
-    mark_count: u64,
 }
 
 struct Ended {
@@ -650,7 +646,6 @@ impl State {
         for line in self.probe.read_lines() {
             let mark = Mark::parse(&line, self.now());
             self.strike_at_mark(&mark.name);
-            self.mark_count += 1;
             if self.marks.len() < MARK_CAP {
                 self.marks.push(mark);
             }
@@ -726,13 +721,13 @@ impl State {
     }
 
     /// Runs the case until the main process has exited and the tree is gone or killed.
-    fn drive(&mut self, tree: &Tree, plan: &[Strike], limits: Limits) -> Result<Ended, RunError> {
+    fn drive(&mut self, tree: &Tree, limits: Limits) -> Result<Ended, RunError> {
         let mut killed = None;
         // Phase 1: the main process is alive.
         loop {
             self.drain_wake();
             self.watch_handlers();
-            self.fire_due_strikes(plan);
+            self.fire_due_strikes();
             let (bound, reason) = match self.drain_bound(limits) {
                 Some(bound) => (bound, KillReason::DrainOverran),
                 None => (limits.timeout, KillReason::TimedOut),
@@ -747,12 +742,12 @@ impl State {
                 break;
             }
             let wait = self
-                .next_wake(plan)
+                .next_wake()
                 .unwrap_or(bound)
                 .min(bound)
                 .saturating_sub(now);
             let mut fds_wait = wait.max(Duration::from_micros(50));
-            if !self.watch.is_empty() || self.waiting_for_handler(plan) {
+            if !self.watch.is_empty() || self.waiting_for_handler() {
                 fds_wait = fds_wait.min(HANDLER_POLL);
             }
             if self.wait(fds_wait, &[], true)? {
@@ -820,12 +815,12 @@ impl State {
     }
 
     /// Whether the next strike is a delay waiting for a handler to appear.
-    fn waiting_for_handler(&self, plan: &[Strike]) -> bool {
+    fn waiting_for_handler(&self) -> bool {
         let progress = self.progress();
         let next = progress.next;
-        next < plan.len()
+        next < self.plan.len()
             && matches!(
-                plan[next].point,
+                self.plan[next].point,
                 Point::Delay {
                     clock: Clock::Handler(_),
                     ..
@@ -854,22 +849,24 @@ impl State {
     }
 
     /// When the loop must look again: the next delay strike's due time.
-    fn next_wake(&self, plan: &[Strike]) -> Option<Duration> {
+    fn next_wake(&self) -> Option<Duration> {
         let progress = self.progress();
         let record = progress.records.get(progress.next)?;
-        let Point::Delay { after, .. } = plan[progress.next].point else {
-            return None; // the tracer fires syscall strikes
+        let Point::Delay { after, .. } = self.plan[progress.next].point else {
+            return None; // syscall and probe strikes are not due at a time
         };
         Some(record.clock_started_at? + after)
     }
 
-    fn fire_due_strikes(&mut self, plan: &[Strike]) {
+    fn fire_due_strikes(&mut self) {
         let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        while progress.next < plan.len() {
+        while progress.next < self.plan.len() {
             let index = progress.next;
-            let strike = &plan[index];
+            let strike = &self.plan[index];
             let Point::Delay { after, clock } = strike.point else {
-                return; // the tracer fires syscall strikes, and moves `next` on
+                // The tracer fires syscall strikes, `serve_marks` probe strikes; each
+                // moves `next` on.
+                return;
             };
             let now = self.start.elapsed();
             if progress.records[index].clock_started_at.is_none() {
