@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 
 use killpoint::campaign::{Campaign, CampaignOptions, ScenarioResult};
-use killpoint::plan::CaseId;
 use killpoint::scenario::Scenario;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -62,35 +61,15 @@ fn scenario_files(dir: &Path, found: &mut Vec<PathBuf>) {
 
 /// The campaigns to run: one per master seed.
 fn campaigns(scenario: &Scenario) -> Result<Vec<CampaignOptions>, Failed> {
+    let seeds: &[u64] =
+        if std::env::var_os("KILLPOINT_SEED").is_some() || scenario.expect.violation.is_empty() {
+            &DEFAULT_SEEDS[..1]
+        } else {
+            &DEFAULT_SEEDS
+        };
     let mut runs = Vec::new();
-    match std::env::var("KILLPOINT_SEED") {
-        Ok(text) => {
-            let id: CaseId = text.parse().map_err(|e: String| Failed::from(e))?;
-            let mut options = CampaignOptions::new(DEFAULT_SEEDS[0]);
-            match id {
-                CaseId::Seeded { seed, moves } if moves.0.is_empty() => options.seed = seed,
-                CaseId::Seeded { seed, .. } => {
-                    options.seed = seed;
-                    options.first = Some(id);
-                }
-                CaseId::Point(_) => options.first = Some(id),
-            }
-            runs.push(options);
-        }
-        Err(_) if scenario.expect.violation.is_empty() => {
-            runs.push(CampaignOptions::new(DEFAULT_SEEDS[0]))
-        }
-        Err(_) => runs.extend(DEFAULT_SEEDS.map(CampaignOptions::new)),
-    }
-    let cases = match std::env::var("KILLPOINT_CASES") {
-        Ok(n) => Some(
-            n.parse()
-                .map_err(|_| Failed::from(format!("KILLPOINT_CASES=`{n}` is not a number")))?,
-        ),
-        Err(_) => None,
-    };
-    for (i, options) in runs.iter_mut().enumerate() {
-        options.cases = cases;
+    for (i, &seed) in seeds.iter().enumerate() {
+        let mut options = CampaignOptions::from_env(seed).map_err(Failed::from)?;
         // One target at a time per test: nextest runs two tests at once on two cores, and
         // the drain deadlines must not measure an oversubscribed machine.
         options.jobs = 1;
@@ -98,6 +77,7 @@ fn campaigns(scenario: &Scenario) -> Result<Vec<CampaignOptions>, Failed> {
         if i > 0 {
             options.shrink_iterations = Some(0);
         }
+        runs.push(options);
     }
     Ok(runs)
 }

@@ -56,11 +56,41 @@ pub struct CampaignOptions {
     pub regressions: bool,
     /// Run only this case, unshrunk, and keep its sandbox (`killpoint repro`).
     pub case: Option<CaseId>,
+    /// Keep the sandbox of an unexpected violation for inspection (the CLI's `run`). A
+    /// test does not: its rerun line makes the case again.
+    pub keep_sandbox: bool,
 }
 
 impl CampaignOptions {
+    /// A campaign as the environment asks for it: `KILLPOINT_SEED` is the master seed
+    /// (else `seed`), or a case to run first, as a report's rerun line names it;
+    /// `KILLPOINT_CASES` the number of new cases (else the scenario's `cases`, else 64).
+    pub fn from_env(seed: u64) -> Result<CampaignOptions, String> {
+        let mut options = CampaignOptions::new(seed);
+        if let Ok(text) = std::env::var("KILLPOINT_SEED") {
+            let id: CaseId = text
+                .parse()
+                .map_err(|e: String| format!("KILLPOINT_SEED={text}: {e}"))?;
+            match id {
+                CaseId::Seeded { seed, moves } if moves.0.is_empty() => options.seed = seed,
+                CaseId::Seeded { seed, .. } => {
+                    options.seed = seed;
+                    options.first = Some(id);
+                }
+                CaseId::Point(_) => options.first = Some(id),
+            }
+        }
+        if let Ok(n) = std::env::var("KILLPOINT_CASES") {
+            options.cases = Some(
+                n.parse()
+                    .map_err(|_| format!("KILLPOINT_CASES=`{n}` is not a number"))?,
+            );
+        }
+        Ok(options)
+    }
+
     /// A campaign of `seed` with every default: the scenario's case count, one job, the
-    /// scenario's shrink budget, regressions replayed and recorded.
+    /// scenario's shrink budget, regressions replayed and recorded, no sandbox kept.
     pub fn new(seed: u64) -> CampaignOptions {
         CampaignOptions {
             cases: None,
@@ -72,7 +102,45 @@ impl CampaignOptions {
             shrink_time: None,
             regressions: true,
             case: None,
+            keep_sandbox: false,
         }
+    }
+}
+
+/// The test a scenario was built and run in: what `cargo nextest run` filters on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestId {
+    /// nextest's binary id: `crate` for unit tests, `crate::name` for `tests/name.rs`.
+    pub binary_id: String,
+    /// The test's name within its binary: `module::test_fn`.
+    pub name: String,
+}
+
+impl TestId {
+    /// The test running on this thread: nextest says so in its environment; `cargo test`
+    /// names each test's thread after it, and the test binary after its target.
+    pub fn current() -> Option<TestId> {
+        if let (Ok(binary_id), Ok(name)) = (
+            std::env::var("NEXTEST_BINARY_ID"),
+            std::env::var("NEXTEST_TEST_NAME"),
+        ) {
+            return Some(TestId { binary_id, name });
+        }
+        let name = std::thread::current().name()?.to_string();
+        if name == "main" {
+            return None;
+        }
+        let package = std::env::var("CARGO_PKG_NAME").ok()?;
+        let exe = std::env::current_exe().ok()?;
+        // `target/debug/deps/<target>-<hash>`.
+        let stem = exe.file_stem()?.to_string_lossy();
+        let target = stem.rsplit_once('-').map_or(&*stem, |(t, _)| t);
+        let binary_id = if target == package.replace('-', "_") {
+            package
+        } else {
+            format!("{package}::{target}")
+        };
+        Some(TestId { binary_id, name })
     }
 }
 
@@ -90,6 +158,10 @@ pub struct ScenarioReport {
     pub name: String,
     /// The command line of the file to rerun it, e.g. `scenarios/x.toml`.
     pub file: Option<PathBuf>,
+    /// For a scenario built in a test rather than loaded from a file: that test, which
+    /// reruns it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestId>,
     pub expected: Vec<InvariantName>,
     pub checked: Vec<InvariantName>,
     pub result: ScenarioResult,
@@ -115,6 +187,35 @@ pub struct ScenarioReport {
     /// Advisory promises broken (`handler_io = "warn"`): the first case per invariant.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+}
+
+impl ScenarioReport {
+    /// The report of a scenario before anything has run: passed, with nothing tried.
+    pub fn new(scenario: &Scenario) -> ScenarioReport {
+        ScenarioReport {
+            scenario: scenario.label(),
+            name: scenario.name.clone(),
+            file: scenario.source.clone(),
+            test: scenario.source.is_none().then(TestId::current).flatten(),
+            expected: scenario.expect.violation.clone(),
+            checked: InvariantName::ALL
+                .into_iter()
+                .filter(|n| n.is_checked_by(&scenario.expect))
+                .collect(),
+            result: ScenarioResult::Passed,
+            census: None,
+            cases_run: 0,
+            cases_planned: 0,
+            regressions_replayed: 0,
+            coverage: None,
+            cases: Vec::new(),
+            failure: None,
+            shrink: None,
+            case: None,
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// An advisory invariant broken in a case that otherwise passed or failed on its own.
@@ -206,17 +307,17 @@ pub struct Failure {
     pub sandbox: Option<PathBuf>,
 }
 
-struct CaseResult {
+pub(crate) struct CaseResult {
     index: u64,
     id: CaseId,
-    plan: Plan,
-    outcome: Outcome,
+    pub(crate) plan: Plan,
+    pub(crate) outcome: Outcome,
     verdicts: Vec<(InvariantName, Verdict)>,
     sandbox: Sandbox,
 }
 
 impl CaseResult {
-    fn violations(&self) -> Vec<(InvariantName, Vec<String>)> {
+    pub(crate) fn violations(&self) -> Vec<(InvariantName, Vec<String>)> {
         self.verdicts
             .iter()
             .filter_map(|(name, v)| match v {
@@ -226,7 +327,7 @@ impl CaseResult {
             .collect()
     }
 
-    fn warnings(&self) -> Vec<Warning> {
+    pub(crate) fn warnings(&self) -> Vec<Warning> {
         self.verdicts
             .iter()
             .filter_map(|(name, v)| match v {
@@ -314,29 +415,15 @@ impl Campaign {
 
     /// Runs one scenario: census, cases, shrinking, verdict.
     pub fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
-        let mut report = ScenarioReport {
-            scenario: scenario.label(),
-            name: scenario.name.clone(),
-            file: scenario.source.clone(),
-            expected: scenario.expect.violation.clone(),
-            checked: InvariantName::ALL
-                .into_iter()
-                .filter(|n| n.is_checked_by(&scenario.expect))
-                .collect(),
-            result: ScenarioResult::Passed,
-            census: None,
-            cases_run: 0,
-            cases_planned: 0,
-            regressions_replayed: 0,
-            coverage: None,
-            cases: Vec::new(),
-            failure: None,
-            shrink: None,
-            case: None,
-            notes: Vec::new(),
-            warnings: Vec::new(),
-        };
+        let mut report = ScenarioReport::new(scenario);
         let error = |message: String| ScenarioResult::Error { message };
+        if let Err((key, message)) = scenario.validate() {
+            report.result = error(match key {
+                Some(key) => format!("`{key}`: {message}"),
+                None => message,
+            });
+            return report;
+        }
         run::become_subreaper();
         let binaries = match targets::binaries(scenario) {
             Ok(b) => b,
@@ -589,9 +676,10 @@ impl Campaign {
             // in the regressions file), but nothing is kept behind.
             report.result = ScenarioResult::Interrupted;
         }
-        // Keep the sandbox of an unexpected violation for inspection; an expected one is
-        // the planted bug doing what it does, and its sandbox goes.
-        report.failure = Some(failed.into_failure(report.result == ScenarioResult::Violated));
+        // Keep the sandbox of an unexpected violation for inspection, if asked to; an
+        // expected one is the planted bug doing what it does, and its sandbox goes.
+        let keep = self.options.keep_sandbox && report.result == ScenarioResult::Violated;
+        report.failure = Some(failed.into_failure(keep));
         report.notes = notes.into_inner().unwrap();
         report.census = Some(census);
         report
@@ -694,7 +782,7 @@ fn limits(scenario: &Scenario) -> Limits {
 }
 
 /// The uninterrupted reference run.
-fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> {
+pub(crate) fn census(scenario: &Scenario, binaries: &Binaries) -> Result<Census, RunError> {
     let sandbox = Sandbox::create(&scenario.setup)?;
     let launch = targets::launch(scenario, binaries, sandbox.path());
     let mut signals = scenario.signals();
@@ -851,7 +939,7 @@ pub fn case_trace(scenario: &Scenario, plan: &Plan, root: &std::path::Path) -> O
 }
 
 /// A census that cannot serve as the reference makes the scenario unusable.
-fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
+pub(crate) fn check_census(scenario: &Scenario, census: &Census) -> Result<(), String> {
     if census.duration >= scenario.timeout {
         return Err(format!(
             "the uninterrupted run did not finish within the timeout ({}): raise `timeout` or fix the command",
@@ -970,7 +1058,7 @@ fn stderr_tail(stderr: &crate::outcome::Capture) -> String {
     format!("\n  its stderr ended with:\n    {}", tail.join("\n    "))
 }
 
-fn run_case(
+pub(crate) fn run_case(
     scenario: &Scenario,
     binaries: &Binaries,
     census: &Census,

@@ -7,6 +7,7 @@
 
 pub mod campaign;
 pub mod census;
+pub mod check;
 pub mod invariants;
 pub mod os;
 pub mod outcome;
@@ -21,9 +22,16 @@ pub mod syscalls;
 pub mod targets;
 pub mod trace;
 
-pub use campaign::{Campaign, CampaignOptions, ScenarioReport};
+pub use campaign::{Campaign, CampaignOptions, ScenarioReport, ScenarioResult};
 pub use census::Census;
+pub use check::{CaseReport, Cases};
 pub use invariants::{InvariantName, Verdict};
 pub use outcome::Outcome;
-pub use plan::{Plan, Strike};
-pub use scenario::{Scenario, ScenarioError};
+pub use plan::Plan;
+/// The proptest that [`Cases::plans`] is a strategy of, for `proptest!` blocks.
+pub use proptest;
+pub use scenario::{
+    ExitCodes, Expect, Expectation, Nth, Scenario, ScenarioError, Severity, Signal,
+    StrikeSpec as Strike,
+};
+pub use syscalls::{SyscallClass, When};

@@ -148,6 +148,7 @@ fn main() -> ExitCode {
                 shrink_time,
                 regressions: !no_regressions,
                 case: None,
+                keep_sandbox: true,
             };
             run(files, options, json)
         }

@@ -11,10 +11,12 @@ use std::collections::BTreeSet;
 
 use crate::campaign::{Coverage, ScenarioReport, ScenarioResult};
 use crate::census::Census;
+use crate::check::CaseReport;
+use crate::invariants::InvariantName;
 use crate::invariants::ms;
 use crate::os::tracer::AGAIN;
 use crate::outcome::{FileState, Outcome, StrikeRecord};
-use crate::plan::{CaseId, Point};
+use crate::plan::{CaseId, Plan, Point};
 use crate::shrink::Stopped;
 use crate::syscalls::{Event, SyscallClass, What, matches};
 
@@ -67,24 +69,37 @@ pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The commands that rerun exactly one case: with the CLI, and through the scenario's
-/// test. A bundled scenario's test is named after its file's path from the workspace root
+/// The commands that rerun exactly one case. A scenario file's: with the CLI, and through
+/// its test, named after the file's path from the workspace root
 /// (`scenarios/atomic-writer.toml`), which is the file's path from the directory the
 /// report is made in when that is the root, as it is under `cargo nextest` and in the
-/// README's commands.
-pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> [String; 2] {
-    let (file, test) = match &report.file {
-        Some(f) => {
-            let here = std::env::current_dir().unwrap_or_default();
-            let test = f.strip_prefix(&here).unwrap_or(f).display().to_string();
-            (f.display().to_string(), test)
-        }
-        None => (report.scenario.clone(), report.scenario.clone()),
-    };
-    [
-        format!("killpoint repro {file} --case {case}"),
-        format!("KILLPOINT_SEED={case} cargo nextest run -E 'test(={test})'"),
-    ]
+/// README's commands. A scenario built in a test: that test, with the case.
+pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> Vec<String> {
+    if let Some(f) = &report.file {
+        let here = std::env::current_dir().unwrap_or_default();
+        let test = f.strip_prefix(&here).unwrap_or(f).display();
+        return vec![
+            format!("killpoint repro {} --case {case}", f.display()),
+            format!("KILLPOINT_SEED={case} cargo nextest run -E 'test(={test})'"),
+        ];
+    }
+    match &report.test {
+        Some(test) => vec![format!(
+            "KILLPOINT_SEED={case} cargo nextest run --workspace -E 'binary_id({}) & test(={})'",
+            test.binary_id, test.name
+        )],
+        None => vec![format!(
+            "KILLPOINT_SEED={case} and rerun the program that ran scenario `{}`",
+            report.name
+        )],
+    }
+}
+
+fn write_rerun(out: &mut String, indent: &str, commands: &[String]) {
+    for (i, command) in commands.iter().enumerate() {
+        let label = if i == 0 { "rerun:" } else { "   or:" };
+        let _ = writeln!(out, "{indent}{label} {command}");
+    }
 }
 
 /// How much of the strike space was tried: `tried 96/96 points (exhaustive)`, `tried 64
@@ -165,7 +180,11 @@ fn census_line(census: &Census) -> String {
 /// where the sandbox was kept.
 pub fn repro_text(report: &ScenarioReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({})", report.scenario, report.name);
+    if report.scenario == report.name {
+        let _ = writeln!(out, "{}", report.scenario);
+    } else {
+        let _ = writeln!(out, "{} ({})", report.scenario, report.name);
+    }
     if let Some(census) = &report.census {
         let _ = writeln!(out, "  census: {}", census_line(census));
     }
@@ -303,7 +322,11 @@ const REPRO_LINES: usize = 40;
 /// The human report of one scenario.
 pub fn scenario_text(report: &ScenarioReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({})", report.scenario, report.name);
+    if report.scenario == report.name {
+        let _ = writeln!(out, "{}", report.scenario);
+    } else {
+        let _ = writeln!(out, "{} ({})", report.scenario, report.name);
+    }
     if let Some(census) = &report.census {
         let _ = writeln!(out, "  census: {}", census_line(census));
     }
@@ -364,9 +387,7 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
                     failure.case_index + 1
                 );
                 let _ = writeln!(out, "    plan: {}", failure.plan);
-                let [repro, test] = rerun_commands(report, &failure.case_id);
-                let _ = writeln!(out, "    rerun: {repro}");
-                let _ = writeln!(out, "       or: {test}");
+                write_rerun(&mut out, "    ", &rerun_commands(report, &failure.case_id));
             }
         }
         ScenarioResult::CaughtAsExpected | ScenarioResult::Violated => {
@@ -409,30 +430,66 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
                     }
                 );
             }
-            let _ = writeln!(out, "    plan: {}", failure.plan);
-            if let Some(census) = &report.census {
-                for line in strike_story(&failure.outcome, census) {
-                    let _ = writeln!(out, "    {line}");
-                }
-            }
-            for (name, evidence) in &failure.violations {
-                let _ = writeln!(out, "    {name}:");
-                for line in evidence {
-                    let _ = writeln!(out, "      {line}");
-                }
-            }
-            let _ = writeln!(out, "    {}", outcome_line(&failure.outcome));
-            for quoted in stderr_tail(&failure.outcome) {
-                let _ = writeln!(out, "      stderr: {quoted}");
-            }
+            write_case(
+                &mut out,
+                &failure.plan,
+                &failure.violations,
+                &failure.outcome,
+                report.census.as_ref(),
+            );
             if let Some(dir) = &failure.sandbox {
                 let _ = writeln!(out, "    sandbox kept: {}", dir.display());
             }
-            let [repro, test] = rerun_commands(report, &failure.case_id);
-            let _ = writeln!(out, "    rerun: {repro}");
-            let _ = writeln!(out, "       or: {test}");
+            write_rerun(&mut out, "    ", &rerun_commands(report, &failure.case_id));
         }
     }
+    out
+}
+
+/// One case, as a report shows it: the plan, what each strike hit, the evidence of each
+/// violation, how the run ended and the end of its stderr.
+fn write_case(
+    out: &mut String,
+    plan: &Plan,
+    violations: &[(InvariantName, Vec<String>)],
+    outcome: &Outcome,
+    census: Option<&Census>,
+) {
+    let _ = writeln!(out, "    plan: {plan}");
+    if let Some(census) = census {
+        for line in strike_story(outcome, census) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    for (name, evidence) in violations {
+        let _ = writeln!(out, "    {name}:");
+        for line in evidence {
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+    let _ = writeln!(out, "    {}", outcome_line(outcome));
+    for quoted in stderr_tail(outcome) {
+        let _ = writeln!(out, "      stderr: {quoted}");
+    }
+}
+
+/// One case run through [`crate::check::Cases`]: its verdict, then the case as a
+/// failure report shows it.
+pub fn case_text(case: &CaseReport, census: &Census) -> String {
+    let mut out = String::new();
+    if case.violations.is_empty() {
+        let _ = writeln!(out, "  every invariant held");
+    } else {
+        let names: Vec<&str> = case.violations.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = writeln!(out, "  VIOLATED: {}", names.join(", "));
+    }
+    write_case(
+        &mut out,
+        &case.plan,
+        &case.violations,
+        &case.outcome,
+        Some(census),
+    );
     out
 }
 

@@ -207,9 +207,11 @@ fn scenario_file(dir: &Path, text: &str) -> PathBuf {
 }
 
 /// A target that leaves a daemonized grandchild behind (setsid escapes the process group).
+/// It exits only once the grandchild has become `sleep`, so that the leftover is named by
+/// its command line, not caught between fork and exec.
 fn daemonizing(tag: &str) -> String {
     format!(
-        "name = \"daemonizing\"\ncommand = [\"/bin/sh\", \"-c\", \"setsid sh -c 'touch ready; exec sleep 3{tag}' </dev/null >/dev/null 2>&1 & while [ ! -e ready ]; do :; done; exit 0\"]\n\
+        "name = \"daemonizing\"\ncommand = [\"/bin/sh\", \"-c\", \"setsid sh -c 'exec sleep 3{tag}' </dev/null >/dev/null 2>&1 & while read c </proc/$!/comm; [ \\\"$c\\\" != sleep ]; do :; done; exit 0\"]\n\
          [[strike]]\nsignal = \"SIGTERM\"\n"
     )
 }

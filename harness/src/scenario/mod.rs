@@ -5,6 +5,7 @@
 //! line, column and key ([`ScenarioError`]).
 
 mod acked;
+mod build;
 mod resume;
 mod teardown;
 mod values;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use acked::{AckedSpec, IdReader, Pattern, Reports, SurvivorSource, Survivors};
+pub use build::{ExitCodes, Expectation};
 pub use resume::ResumeSpec;
 pub use teardown::{MarkerSource, OnceSpec, Severity};
 pub use values::{
@@ -524,40 +526,72 @@ impl Scenario {
             let inner = e.into_inner();
             error(key, inner.span(), inner.message().to_string())
         })?;
-        if scenario.strikes.is_empty() {
-            return Err(error(
+        if let Err((key, message)) = scenario.validate() {
+            return Err(error(key, None, message));
+        }
+        Ok(scenario)
+    }
+
+    /// The checks that span keys, made after every key has been read on its own: a file
+    /// gets them from [`Scenario::parse`], a built scenario when it runs. The error names
+    /// the key it is about.
+    pub fn validate(&self) -> Result<(), (Option<String>, String)> {
+        if self.command.is_empty() {
+            return Err((
+                Some("command".into()),
+                "the command is empty: give the program and its arguments".into(),
+            ));
+        }
+        if self.strikes.is_empty() {
+            return Err((
                 Some("strike".into()),
-                None,
                 "no [[strike]] entries: a scenario needs at least one, e.g.\n  [[strike]]\n  signal = [\"SIGTERM\", \"SIGINT\"]".into(),
             ));
         }
-        if scenario
+        for (i, strike) in self.strikes.iter().enumerate() {
+            if strike.signal.0.is_empty() {
+                return Err((
+                    Some(format!("strike[{i}].signal")),
+                    "the strike has no signal: name at least one, e.g. [\"SIGTERM\", \"SIGINT\"]"
+                        .into(),
+                ));
+            }
+            // A built point has not been through the file's checks: put it through them.
+            PointSpec::try_from(RawPoint::from(strike.at.clone()))
+                .map_err(|message| (Some(format!("strike[{i}].at")), message))?;
+        }
+        if !(1..=MAX_STRIKES).contains(&self.max_strikes) {
+            return Err((
+                Some("max_strikes".into()),
+                format!(
+                    "`max_strikes` must be 1 to {MAX_STRIKES}, not {}",
+                    self.max_strikes
+                ),
+            ));
+        }
+        if self
             .expect
             .resume
             .as_ref()
             .is_some_and(|r| r.command.is_empty())
         {
-            return Err(error(
+            return Err((
                 Some("expect.resume.command".into()),
-                None,
                 "the resume command is empty: e.g. [\"{bin:batch-runner}\", \"--resume\"]".into(),
             ));
         }
-        if !scenario.expect.violation.is_empty() {
-            for name in &scenario.expect.violation {
-                if !name.is_checked_by(&scenario.expect) {
-                    return Err(error(
-                        Some("expect.violation".into()),
-                        None,
-                        format!(
-                            "`{name}` is expected to be violated, but this scenario does not check it ({})",
-                            name.how_to_enable()
-                        ),
-                    ));
-                }
+        for name in &self.expect.violation {
+            if !name.is_checked_by(&self.expect) {
+                return Err((
+                    Some("expect.violation".into()),
+                    format!(
+                        "`{name}` is expected to be violated, but this scenario does not check it ({})",
+                        name.how_to_enable()
+                    ),
+                ));
             }
         }
-        Ok(scenario)
+        Ok(())
     }
 
     /// The scenario's name as shown in reports: the file path when there is one.

@@ -1,0 +1,675 @@
+//! Building a [`Scenario`] in Rust, key for key as a scenario file writes it.
+//!
+//! ```toml
+//! command = ["/path/to/mytool", "--output", "{work}/out.json"]
+//! [[strike]]
+//! signal = ["SIGTERM", "SIGINT"]
+//! at = { syscall = "write", path = "out.json*" }
+//! [expect]
+//! outputs = ["out.json"]
+//! interrupted = [14]
+//! ```
+//!
+//! is
+//!
+//! ```
+//! use killpoint::{Expect, Scenario, Signal, Strike, SyscallClass};
+//!
+//! let scenario = Scenario::command("/path/to/mytool")
+//!     .arg("--output")
+//!     .arg_work("out.json")
+//!     .strike(
+//!         Strike::syscall(SyscallClass::Write)
+//!             .path("out.json*")
+//!             .signals([Signal::SIGTERM, Signal::SIGINT]),
+//!     )
+//!     .expect(Expect::atomic_output("out.json"))
+//!     .expect(Expect::exit_codes().interrupted([14]));
+//! let file = Scenario::parse(
+//!     r#"
+//!     name = "mytool"
+//!     command = ["/path/to/mytool", "--output", "{work}/out.json"]
+//!     [[strike]]
+//!     signal = ["SIGTERM", "SIGINT"]
+//!     at = { syscall = "write", path = "out.json*" }
+//!     [expect]
+//!     outputs = ["out.json"]
+//!     interrupted = [14]
+//!     "#,
+//!     "mytool.toml".as_ref(),
+//! )
+//! .unwrap();
+//! assert_eq!(scenario.strikes, file.strikes);
+//! assert_eq!(scenario.expect, file.expect);
+//! ```
+//!
+//! Both are the same [`Scenario`], run the same way. A builder method panics on a value
+//! that can never be right — a path that leaves the sandbox, a glob or a regular
+//! expression that does not parse, `.path()` on a strike that is not a syscall strike — as
+//! `Regex::new(…).unwrap()` would in a test. What only the whole scenario can tell (a
+//! strike without a signal, a planted bug whose invariant is not checked) is checked when
+//! it runs, with the messages a scenario file gets.
+
+use std::ops::{Range, RangeFrom, RangeInclusive};
+use std::time::Duration;
+
+use super::{
+    AckedSpec, Arg, ArgPart, DelayRange, ExitStatus, Expect, Nth, NthBound, OnceSpec, PathGlob,
+    Pattern, PointSpec, ProbePoint, Recipient, ResumeSpec, Scenario, Severity, ShrinkBudget,
+    Signal, SignalSet, StrikeSpec, SyscallPoint, WorkPath,
+};
+use crate::invariants::InvariantName;
+use crate::syscalls::{SyscallClass, When, Whens};
+
+/// Parses a builder argument, or panics saying which method was given what.
+fn parsed<T: std::str::FromStr<Err = String>>(method: &str, text: &str) -> T {
+    text.parse()
+        .unwrap_or_else(|e| panic!("killpoint: {method}({text:?}): {e}"))
+}
+
+impl Arg {
+    /// An argument taken literally: no placeholders are filled in.
+    pub fn text(text: impl Into<String>) -> Arg {
+        let text = text.into();
+        Arg {
+            raw: text.clone(),
+            parts: vec![ArgPart::Text(text)],
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario that runs `program` (a path, or a name looked up in `PATH`), with no
+    /// arguments, strikes or expectations yet; named after the program's file name.
+    ///
+    /// In an integration test, `env!("CARGO_BIN_EXE_<name>")` is the path of the
+    /// package's binary `<name>`, built by cargo before the test.
+    pub fn command(program: impl Into<String>) -> Scenario {
+        let program = program.into();
+        let name = std::path::Path::new(&program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.clone());
+        Scenario {
+            name,
+            description: None,
+            command: vec![Arg::text(program)],
+            env: Default::default(),
+            timeout: super::default_timeout(),
+            setup: Default::default(),
+            cases: None,
+            max_strikes: 1,
+            exhaustive: false,
+            exhaustive_limit: super::DEFAULT_EXHAUSTIVE_LIMIT,
+            shrink: ShrinkBudget::default(),
+            strikes: Vec::new(),
+            expect: Expect::default(),
+            source: None,
+        }
+    }
+
+    /// The name reports use.
+    pub fn name(mut self, name: impl Into<String>) -> Scenario {
+        self.name = name.into();
+        self
+    }
+
+    /// One argument, taken literally.
+    pub fn arg(mut self, arg: impl Into<String>) -> Scenario {
+        self.command.push(Arg::text(arg));
+        self
+    }
+
+    /// Arguments, each taken literally.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Scenario {
+        self.command.extend(args.into_iter().map(Arg::text));
+        self
+    }
+
+    /// An argument naming a file in the case's sandbox: `{work}/PATH` in a scenario file.
+    pub fn arg_work(mut self, path: &str) -> Scenario {
+        let path: WorkPath = parsed(".arg_work", path);
+        self.command.push(Arg {
+            raw: format!("{{work}}/{}", path.as_str()),
+            parts: vec![ArgPart::Work, ArgPart::Text(format!("/{}", path.as_str()))],
+        });
+        self
+    }
+
+    /// An argument with placeholders, as a scenario file writes it: `{work}`, `{dir}`,
+    /// `{python}`, `{bin:NAME}`.
+    pub fn arg_template(mut self, template: &str) -> Scenario {
+        self.command.push(parsed(".arg_template", template));
+        self
+    }
+
+    /// An environment variable for the target.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Scenario {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// The longest an uninterrupted run may take (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Scenario {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A file created in the sandbox before each run: the prior content of an output.
+    pub fn setup(mut self, path: &str, content: impl Into<String>) -> Scenario {
+        self.setup.insert(parsed(".setup", path), content.into());
+        self
+    }
+
+    /// How many cases a run makes (default 64; `KILLPOINT_CASES` overrides it).
+    pub fn cases(mut self, cases: u32) -> Scenario {
+        self.cases = Some(cases);
+        self
+    }
+
+    /// How many strikes one case may have (default 1).
+    pub fn max_strikes(mut self, strikes: u32) -> Scenario {
+        self.max_strikes = strikes;
+        self
+    }
+
+    /// Try every point of the strike space instead of sampling.
+    pub fn exhaustive(mut self) -> Scenario {
+        self.exhaustive = true;
+        self
+    }
+
+    /// How long a failure may be shrunk: runs of the target, and wall time.
+    pub fn shrink(mut self, iterations: u32, time: Duration) -> Scenario {
+        self.shrink = ShrinkBudget { iterations, time };
+        self
+    }
+
+    /// A `[[strike]]` entry: each case picks one entry, one of its signals and one point.
+    pub fn strike(mut self, strike: StrikeSpec) -> Scenario {
+        self.strikes.push(strike);
+        self
+    }
+
+    /// A promise that must hold after every case: a key of `[expect]`.
+    pub fn expect(mut self, expectation: impl Into<Expectation>) -> Scenario {
+        (expectation.into().0)(&mut self.expect);
+        self
+    }
+}
+
+impl StrikeSpec {
+    fn at(at: PointSpec) -> StrikeSpec {
+        StrikeSpec {
+            signal: SignalSet(Vec::new()),
+            at,
+            to: Recipient::Process,
+        }
+    }
+
+    /// A strike at a random moment of the uninterrupted run's span: `at = {}`.
+    pub fn during_run() -> StrikeSpec {
+        StrikeSpec::at(PointSpec::default())
+    }
+
+    /// A strike after a delay from spawn, drawn from `delays`: `at = { after = "…" }`.
+    pub fn after(delays: impl Into<DelayRange>) -> StrikeSpec {
+        StrikeSpec::at(PointSpec::Delay {
+            after: Some(delays.into()),
+            after_handler: None,
+        })
+    }
+
+    /// A strike at a random moment after the target installs its handler for `signal`:
+    /// `at = { after_handler = "SIGTERM" }`.
+    pub fn after_handler(signal: Signal) -> StrikeSpec {
+        StrikeSpec::at(PointSpec::Delay {
+            after: None,
+            after_handler: Some(signal),
+        })
+    }
+
+    /// A strike at the entry of any call of a syscall class: `at = { syscall = "write" }`.
+    pub fn syscall(class: SyscallClass) -> StrikeSpec {
+        StrikeSpec::at(PointSpec::Syscall(SyscallPoint {
+            syscall: class,
+            path: None,
+            nth: Nth::default(),
+            when: Whens::default(),
+        }))
+    }
+
+    /// A strike at any probe mark of a name: `at = { probe = "flush-begin" }`.
+    pub fn probe(name: impl Into<String>) -> StrikeSpec {
+        StrikeSpec::at(PointSpec::Probe(ProbePoint {
+            name: name.into(),
+            nth: Nth::default(),
+        }))
+    }
+
+    /// Only calls naming a file that matches the glob (sandbox-relative): `path = "…"`.
+    pub fn path(mut self, glob: &str) -> StrikeSpec {
+        let PointSpec::Syscall(point) = &mut self.at else {
+            panic!("killpoint: .path({glob:?}) belongs to a syscall strike");
+        };
+        point.path = Some(parsed::<PathGlob>(".path", glob));
+        self
+    }
+
+    /// Which of the matching calls or marks, counted from 1: `3`, `2..`, `2..=5`,
+    /// [`Nth::last`].
+    pub fn nth(mut self, nth: impl Into<Nth>) -> StrikeSpec {
+        match &mut self.at {
+            PointSpec::Syscall(point) => point.nth = nth.into(),
+            PointSpec::Probe(point) => point.nth = nth.into(),
+            PointSpec::Delay { .. } => {
+                panic!("killpoint: .nth() belongs to a syscall or probe strike")
+            }
+        }
+        self
+    }
+
+    /// The side of the call to strike at: its entry (the default), before the call runs,
+    /// or its exit, after it returned: `when = "exit"`.
+    pub fn when(mut self, when: When) -> StrikeSpec {
+        self.syscall_point("when").when = Whens::one(when);
+        self
+    }
+
+    /// Either side of the call, each case choosing: `when = "both"`.
+    pub fn either_side(mut self) -> StrikeSpec {
+        self.syscall_point("either_side").when = Whens::new(vec![When::Entry, When::Exit]);
+        self
+    }
+
+    fn syscall_point(&mut self, method: &str) -> &mut SyscallPoint {
+        match &mut self.at {
+            PointSpec::Syscall(point) => point,
+            _ => panic!("killpoint: .{method}() belongs to a syscall strike"),
+        }
+    }
+
+    /// The signals a case picks one of.
+    pub fn signals(mut self, signals: impl IntoIterator<Item = Signal>) -> StrikeSpec {
+        self.signal.0.extend(signals);
+        self.signal.0.dedup();
+        self
+    }
+
+    /// One signal to add to those a case picks from.
+    pub fn signal(self, signal: Signal) -> StrikeSpec {
+        self.signals([signal])
+    }
+
+    /// Send to the target's whole process group (as Ctrl-C in a terminal does), not only
+    /// the target process: `to = "group"`.
+    pub fn to_group(mut self) -> StrikeSpec {
+        self.to = Recipient::Group;
+        self
+    }
+}
+
+impl Nth {
+    /// The last matching call or mark of the uninterrupted run: `nth = "last"`.
+    pub fn last() -> Nth {
+        Nth {
+            start: NthBound::Last,
+            end: Some(NthBound::Last),
+        }
+    }
+}
+
+/// Counting from 1, like a scenario file's `nth`; 0 counts as 1.
+impl From<u64> for Nth {
+    fn from(n: u64) -> Nth {
+        let at = NthBound::At(n.max(1));
+        Nth {
+            start: at,
+            end: Some(at),
+        }
+    }
+}
+
+impl From<RangeFrom<u64>> for Nth {
+    fn from(r: RangeFrom<u64>) -> Nth {
+        Nth {
+            start: NthBound::At(r.start.max(1)),
+            end: None,
+        }
+    }
+}
+
+impl From<RangeInclusive<u64>> for Nth {
+    fn from(r: RangeInclusive<u64>) -> Nth {
+        Nth {
+            start: NthBound::At((*r.start()).max(1)),
+            end: Some(NthBound::At(*r.end())),
+        }
+    }
+}
+
+impl From<Range<u64>> for Nth {
+    fn from(r: Range<u64>) -> Nth {
+        Nth {
+            start: NthBound::At(r.start.max(1)),
+            end: Some(NthBound::At(r.end.saturating_sub(1))),
+        }
+    }
+}
+
+impl From<Range<Duration>> for DelayRange {
+    /// Delays from `start` to `end` (both included: time is continuous).
+    fn from(r: Range<Duration>) -> DelayRange {
+        assert!(
+            r.start <= r.end,
+            "killpoint: the delay range {:?}..{:?} ends before it starts",
+            r.start,
+            r.end
+        );
+        DelayRange {
+            start: r.start,
+            end: r.end,
+        }
+    }
+}
+
+impl From<Duration> for DelayRange {
+    /// One fixed delay.
+    fn from(d: Duration) -> DelayRange {
+        DelayRange { start: d, end: d }
+    }
+}
+
+impl From<i32> for ExitStatus {
+    fn from(code: i32) -> ExitStatus {
+        ExitStatus::Code(code)
+    }
+}
+
+impl From<Signal> for ExitStatus {
+    /// Death by the signal.
+    fn from(signal: Signal) -> ExitStatus {
+        ExitStatus::Signal(signal)
+    }
+}
+
+/// One promise to add to a scenario's `[expect]`: made by the functions of [`Expect`]
+/// (`Expect::atomic_output("out.json")`), by [`ExitCodes`], or by
+/// [`Expectation::custom`] for any key.
+pub struct Expectation(Box<dyn FnOnce(&mut Expect)>);
+
+impl Expectation {
+    /// Any change to `[expect]`, for keys without a function of their own.
+    pub fn custom(change: impl FnOnce(&mut Expect) + 'static) -> Expectation {
+        Expectation(Box::new(change))
+    }
+}
+
+impl Expect {
+    /// `outputs = ["PATH"]`: after every case the file is absent, holds its prior content
+    /// or is complete (byte-identical to the uninterrupted run's), and a graceful stop
+    /// leaves no new file beside it (`atomic-output`).
+    pub fn atomic_output(path: &str) -> Expectation {
+        let path: WorkPath = parsed("Expect::atomic_output", path);
+        Expectation::custom(move |e| e.outputs.push(path))
+    }
+
+    /// The documented exit statuses (`exit-code`): `clean`, `interrupted`, `killed`.
+    pub fn exit_codes() -> ExitCodes {
+        ExitCodes::default()
+    }
+
+    /// `deadline = "…"`: from the first strike, the whole process tree is gone within
+    /// this time (`drain-deadline`).
+    pub fn deadline(deadline: Duration) -> Expectation {
+        Expectation::custom(move |e| e.deadline = Some(deadline))
+    }
+
+    /// `signal_forwarded = true`: every child alive at the first strike is sent a
+    /// termination signal before its parent exits (`signal-forwarded`).
+    pub fn signal_forwarded() -> Expectation {
+        Expectation::custom(|e| e.signal_forwarded = true)
+    }
+
+    /// `[expect.acked]`: every acknowledged id survives (`acked-survives`).
+    pub fn acked(acked: AckedSpec) -> Expectation {
+        Expectation::custom(move |e| e.acked = Some(acked))
+    }
+
+    /// `[expect.resume]`: a command that picks up the interrupted work
+    /// (`resume-completes`, `no-duplicate-work`).
+    pub fn resume(resume: ResumeSpec) -> Expectation {
+        Expectation::custom(move |e| e.resume = Some(resume))
+    }
+
+    /// `[[expect.once]]`: a teardown side effect, a line matching `marker` in stdout, that
+    /// must appear exactly once however many signals arrive (`idempotent-teardown`).
+    pub fn once(marker: &str) -> Expectation {
+        let marker: Pattern = parsed("Expect::once", marker);
+        Expectation::custom(move |e| {
+            e.idempotent_teardown = true;
+            e.once.push(OnceSpec {
+                marker,
+                source: Default::default(),
+            });
+        })
+    }
+
+    /// `handler_io = "…"`: how file writes inside a signal handler count
+    /// (`handler-no-io`).
+    pub fn handler_io(severity: Severity) -> Expectation {
+        Expectation::custom(move |e| e.handler_io = severity)
+    }
+
+    /// `crash_patterns = ["…"]`: one more crash signature for `no-crash-output`.
+    pub fn crash_pattern(pattern: &str) -> Expectation {
+        let pattern: Pattern = parsed("Expect::crash_pattern", pattern);
+        Expectation::custom(move |e| e.crash_patterns.push(pattern))
+    }
+
+    /// `violation = "…"`: a planted bug, which the run must catch as a violation of this
+    /// invariant (like `#[should_panic]`).
+    pub fn violation(name: InvariantName) -> Expectation {
+        Expectation::custom(move |e| e.violation.push(name))
+    }
+}
+
+/// The documented exit statuses, each an exit code or a signal (death by it); a list
+/// left unset keeps the default: `clean` exit 0, `interrupted` unchecked, `killed`
+/// death by SIGKILL.
+#[derive(Debug, Clone, Default)]
+pub struct ExitCodes {
+    clean: Option<Vec<ExitStatus>>,
+    interrupted: Option<Vec<ExitStatus>>,
+    killed: Option<Vec<ExitStatus>>,
+}
+
+fn statuses<S: Into<ExitStatus>>(all: impl IntoIterator<Item = S>) -> Option<Vec<ExitStatus>> {
+    Some(all.into_iter().map(Into::into).collect())
+}
+
+impl ExitCodes {
+    /// Of a run no strike reached.
+    pub fn clean<S: Into<ExitStatus>>(mut self, all: impl IntoIterator<Item = S>) -> ExitCodes {
+        self.clean = statuses(all);
+        self
+    }
+
+    /// After a catchable signal (SIGTERM, SIGINT, …).
+    pub fn interrupted<S: Into<ExitStatus>>(
+        mut self,
+        all: impl IntoIterator<Item = S>,
+    ) -> ExitCodes {
+        self.interrupted = statuses(all);
+        self
+    }
+
+    /// After SIGKILL.
+    pub fn killed<S: Into<ExitStatus>>(mut self, all: impl IntoIterator<Item = S>) -> ExitCodes {
+        self.killed = statuses(all);
+        self
+    }
+}
+
+impl From<ExitCodes> for Expectation {
+    fn from(codes: ExitCodes) -> Expectation {
+        Expectation::custom(move |e| {
+            if let Some(clean) = codes.clean {
+                e.clean = clean;
+            }
+            if codes.interrupted.is_some() {
+                e.interrupted = codes.interrupted;
+            }
+            if let Some(killed) = codes.killed {
+                e.killed = killed;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every builder method against the scenario file that says the same.
+    #[test]
+    fn a_built_scenario_is_the_one_its_file_loads() {
+        let built = Scenario::command("/bin/tool")
+            .name("tool")
+            .args(["--mode", "a b"])
+            .arg_work("out/data.json")
+            .arg_template("{dir}/x")
+            .env("RUST_LOG", "info")
+            .timeout(Duration::from_secs(5))
+            .setup("out/data.json", "old")
+            .cases(32)
+            .max_strikes(2)
+            .shrink(10, Duration::from_secs(3))
+            .strike(
+                Strike::syscall(SyscallClass::Write)
+                    .path("out/*")
+                    .nth(2..)
+                    .when(When::Exit)
+                    .signals([Signal::SIGTERM, Signal::SIGINT]),
+            )
+            .strike(Strike::probe("ack").nth(3..=5).signal(Signal::SIGKILL))
+            .strike(
+                Strike::after(Duration::ZERO..Duration::from_millis(300))
+                    .signal(Signal::SIGTERM)
+                    .to_group(),
+            )
+            .strike(Strike::after_handler(Signal::SIGTERM).signal(Signal::SIGTERM))
+            .strike(Strike::during_run().signal(Signal::SIGHUP))
+            .strike(
+                Strike::syscall(SyscallClass::Fsync)
+                    .nth(Nth::last())
+                    .either_side()
+                    .signal(Signal::SIGTERM),
+            )
+            .expect(Expect::atomic_output("out/data.json"))
+            .expect(Expect::exit_codes().clean([0]).interrupted([14]))
+            .expect(Expect::exit_codes().killed([Signal::SIGKILL, Signal::SIGTERM]))
+            .expect(Expect::deadline(Duration::from_secs(2)))
+            .expect(Expect::signal_forwarded())
+            .expect(Expect::once("^FLUSHED$"))
+            .expect(Expect::handler_io(Severity::Violation))
+            .expect(Expect::crash_pattern("^FATAL"))
+            .expect(Expect::violation(InvariantName::AtomicOutput));
+        let file = Scenario::parse(
+            r#"
+            name = "tool"
+            command = ["/bin/tool", "--mode", "a b", "{work}/out/data.json", "{dir}/x"]
+            env = { RUST_LOG = "info" }
+            timeout = "5s"
+            setup = { "out/data.json" = "old" }
+            cases = 32
+            max_strikes = 2
+            shrink = { iterations = 10, time = "3s" }
+            [[strike]]
+            signal = ["SIGTERM", "SIGINT"]
+            at = { syscall = "write", path = "out/*", nth = "2..", when = "exit" }
+            [[strike]]
+            signal = "SIGKILL"
+            at = { probe = "ack", nth = "3..=5" }
+            [[strike]]
+            signal = "SIGTERM"
+            at = { after = "0ms..300ms" }
+            to = "group"
+            [[strike]]
+            signal = "SIGTERM"
+            at = { after_handler = "SIGTERM" }
+            [[strike]]
+            signal = "SIGHUP"
+            [[strike]]
+            signal = "SIGTERM"
+            at = { syscall = "fsync", nth = "last", when = "both" }
+            [expect]
+            outputs = ["out/data.json"]
+            clean = [0]
+            interrupted = [14]
+            killed = ["SIGKILL", "SIGTERM"]
+            deadline = "2s"
+            signal_forwarded = true
+            once = [{ marker = "^FLUSHED$" }]
+            idempotent_teardown = true
+            handler_io = "violation"
+            crash_patterns = ["^FATAL"]
+            violation = "atomic-output"
+            "#,
+            "tool.toml".as_ref(),
+        )
+        .unwrap();
+        assert_eq!(built.name, file.name);
+        assert_eq!(built.command, file.command);
+        assert_eq!(built.env, file.env);
+        assert_eq!(built.timeout, file.timeout);
+        assert_eq!(built.setup, file.setup);
+        assert_eq!(built.cases, file.cases);
+        assert_eq!(built.max_strikes, file.max_strikes);
+        assert_eq!(built.shrink, file.shrink);
+        assert_eq!(built.strikes, file.strikes);
+        assert_eq!(built.expect, file.expect);
+        assert_eq!(built.validate(), Ok(()));
+    }
+
+    #[test]
+    fn what_only_the_whole_scenario_shows_is_refused_when_it_is_checked() {
+        let no_strike = Scenario::command("/bin/true");
+        assert_eq!(
+            no_strike.validate().unwrap_err().0.as_deref(),
+            Some("strike")
+        );
+        let no_signal = Scenario::command("/bin/true").strike(Strike::syscall(SyscallClass::Write));
+        let (key, message) = no_signal.validate().unwrap_err();
+        assert_eq!(key.as_deref(), Some("strike[0].signal"));
+        assert!(message.contains("no signal"), "{message}");
+        let exit_of_exit = Scenario::command("/bin/true").strike(
+            Strike::syscall(SyscallClass::Exit)
+                .when(When::Exit)
+                .signal(Signal::SIGTERM),
+        );
+        let (key, message) = exit_of_exit.validate().unwrap_err();
+        assert_eq!(key.as_deref(), Some("strike[0].at"));
+        assert!(message.contains("never returns"), "{message}");
+        let unchecked = Scenario::command("/bin/true")
+            .strike(Strike::during_run().signal(Signal::SIGTERM))
+            .expect(Expect::violation(InvariantName::DrainDeadline));
+        let (key, message) = unchecked.validate().unwrap_err();
+        assert_eq!(key.as_deref(), Some("expect.violation"));
+        assert!(message.contains("does not check it"), "{message}");
+    }
+
+    #[test]
+    #[should_panic(expected = ".arg_work(\"../out.json\")")]
+    fn a_path_out_of_the_sandbox_panics_naming_the_method() {
+        let _ = Scenario::command("/bin/true").arg_work("../out.json");
+    }
+
+    #[test]
+    #[should_panic(expected = ".path(\"out.json\") belongs to a syscall strike")]
+    fn a_path_on_a_probe_strike_panics() {
+        let _ = Strike::probe("ack").path("out.json");
+    }
+
+    use super::StrikeSpec as Strike;
+}
