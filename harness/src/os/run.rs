@@ -696,6 +696,9 @@ impl State {
         progress.records[index].caught = procfs::catches(self.pid, strike.signal.number());
         let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
             .expect("a named signal");
+        // Stamped before the send: the tracer, on its own thread, may record the delivery
+        // before this thread runs again, and a delivery must never precede its sending.
+        let at = self.start.elapsed();
         let sent = match strike.to {
             Recipient::Process => pidfd_send_signal(&self.pidfd, sig),
             Recipient::Group => {
@@ -705,7 +708,7 @@ impl State {
         if sent.is_err() {
             return false;
         }
-        progress.records[index].sent_at = Some(self.start.elapsed());
+        progress.records[index].sent_at = Some(at);
         if let Some(link) = &self.link {
             link.struck.store(true, std::sync::atomic::Ordering::SeqCst);
         }

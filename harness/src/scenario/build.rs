@@ -212,7 +212,9 @@ impl StrikeSpec {
         StrikeSpec::at(PointSpec::default())
     }
 
-    /// A strike after a delay from spawn, drawn from `delays`: `at = { after = "…" }`.
+    /// A strike after a delay drawn from `delays`, counted from the moment the target has
+    /// a handler for the strike's signal (from spawn if the uninterrupted run never
+    /// installed one): `at = { after = "…" }`.
     pub fn after(delays: impl Into<DelayRange>) -> StrikeSpec {
         StrikeSpec::at(PointSpec::Delay {
             after: Some(delays.into()),
