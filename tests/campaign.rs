@@ -9,6 +9,7 @@
 //! repeatable), or names a case to run first, as a failure report prints it:
 //! `KILLPOINT_SEED=<case> cargo nextest run -E 'test(=scenarios/<file>.toml)'`. `KILLPOINT_CASES`
 //! sets the number of new cases per campaign (default: the scenario's `cases`, else 64).
+//! `KILLPOINT_REPORT_DIR` names a directory to leave each campaign's JSON report in.
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,9 @@ fn check(scenario: &Scenario) -> Result<(), Failed> {
     for options in campaigns(scenario)? {
         let seed = options.seed;
         let report = Campaign::new(options).run_scenario(scenario);
+        if let Some(Err(e)) = killpoint::report::save_in_report_dir(&report, seed) {
+            return Err(format!("cannot write the JSON report: {e}").into());
+        }
         let text = killpoint::report::scenario_text(&report);
         // The report, with the seed and the rerun commands, is in the test's output (and
         // so in nextest's JUnit file) whether it passes or not.

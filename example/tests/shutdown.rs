@@ -58,10 +58,13 @@ fn the_inplace_writer_is_caught_with_a_rerun_line_that_reproduces_it() {
         return;
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // Where the rerun leaves its JSON report, as a CI job would collect it.
+    let reports = std::env::temp_dir().join(format!("killpoint-example-{}", std::process::id()));
     let mut command = Command::new("sh");
     command
         .arg("-c")
         .arg(format!("{rerun} --no-capture"))
+        .env("KILLPOINT_REPORT_DIR", &reports)
         .current_dir(workspace);
     // The outer test run's own settings (profile, JUnit path) are not the rerun's.
     for (key, _) in std::env::vars_os() {
@@ -79,6 +82,20 @@ fn the_inplace_writer_is_caught_with_a_rerun_line_that_reproduces_it() {
         "{stdout}\n{stderr}"
     );
     assert_eq!(line_after(&stdout, "plan: "), plan, "{stdout}");
+    let saved: Vec<_> = std::fs::read_dir(&reports)
+        .expect("the report directory")
+        .map(|e| e.unwrap().path())
+        .collect();
+    let json = std::fs::read_to_string(&saved[0]).unwrap();
+    std::fs::remove_dir_all(&reports).unwrap();
+    let name = saved[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(
+        name.starts_with("killpoint-example__shutdown__the_inplace_writer_is_caught_with_a_rerun_line_that_reproduces_it.seed-")
+            && name.ends_with(".json"),
+        "{name}"
+    );
+    assert!(json.contains(r#""result": "violated""#), "{json}");
 }
 
 /// The same bug, declared: a scenario that expects `atomic-output` to break passes when

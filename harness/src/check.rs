@@ -69,9 +69,18 @@ impl Scenario {
         }
     }
 
-    /// Runs the scenario's campaign with these options.
+    /// Runs the scenario's campaign with these options. With `KILLPOINT_REPORT_DIR` set,
+    /// the JSON report is also written there ([`report::save_in_report_dir`]).
     pub fn run_with(&self, options: CampaignOptions) -> ScenarioReport {
-        Campaign::new(options).run_scenario(self)
+        let seed = options.seed;
+        let mut report = Campaign::new(options).run_scenario(self);
+        if let Some(Err(e)) = report::save_in_report_dir(&report, seed) {
+            report.notes.push(format!(
+                "could not write the JSON report into ${}: {e}",
+                report::REPORT_DIR
+            ));
+        }
+        report
     }
 
     /// Runs the scenario's campaign and panics, with the whole report (the evidence, the

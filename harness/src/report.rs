@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -67,6 +67,37 @@ pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Where `KILLPOINT_REPORT_DIR` asks test runs to leave their JSON reports.
+pub const REPORT_DIR: &str = "KILLPOINT_REPORT_DIR";
+
+/// Writes a scenario's JSON report into the directory `KILLPOINT_REPORT_DIR` names, if it
+/// names one (made if missing), as `<scenario>.seed-<seed>.json`: the file's path or the
+/// test's name, with `/` and `::` as `__`. CI keeps the directory as an artifact.
+pub fn save_in_report_dir(report: &ScenarioReport, seed: u64) -> Option<io::Result<PathBuf>> {
+    let dir = PathBuf::from(std::env::var_os(REPORT_DIR)?);
+    let stem = match (&report.file, &report.test) {
+        (Some(file), _) => {
+            let here = std::env::current_dir().unwrap_or_default();
+            file.strip_prefix(&here)
+                .unwrap_or(file)
+                .display()
+                .to_string()
+        }
+        (None, Some(test)) => format!("{}::{}", test.binary_id, test.name),
+        (None, None) => report.name.clone(),
+    };
+    let stem = stem
+        .trim_start_matches('/')
+        .replace("::", "__")
+        .replace('/', "__");
+    let path = dir.join(format!("{stem}.seed-{seed}.json"));
+    Some(
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| write_json(report, &path))
+            .map(|()| path),
+    )
 }
 
 /// The commands that rerun exactly one case. A scenario file's: with the CLI, and through
