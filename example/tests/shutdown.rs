@@ -111,6 +111,40 @@ fn the_inplace_writer_declared_as_a_planted_bug_passes_when_caught() {
     assert_eq!(failure.violations[0].0, InvariantName::AtomicOutput);
 }
 
+/// The plans in a proptest runner of one's own: the in-place writer fails, and proptest's
+/// shrinking brings the failure down to the plainest signal at the first write.
+#[test]
+fn the_plan_strategy_composes_with_a_proptest_runner_of_ones_own() {
+    use killpoint::proptest::test_runner::{
+        Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+    };
+    let cases = report_writer(&["--inplace"]).prepare().expect("the census");
+    let config = Config {
+        cases: 32,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let result = runner.run(&cases.plans(), |plan| {
+        let case = cases.run(&plan).map_err(TestCaseError::fail)?;
+        if case.held() {
+            Ok(())
+        } else {
+            Err(TestCaseError::fail(cases.text(&case)))
+        }
+    });
+    let Err(TestError::Fail(reason, minimal)) = result else {
+        panic!("the in-place writer passed: {result:?}");
+    };
+    assert_eq!(
+        minimal.to_string(),
+        "SIGTERM at the entry of write #1 to report.json*",
+        "{reason}"
+    );
+    assert!(reason.message().contains("atomic-output"), "{reason}");
+}
+
 fn line_after<'a>(text: &'a str, label: &str) -> &'a str {
     text.lines()
         .find_map(|l| l.trim_start().strip_prefix(label))
