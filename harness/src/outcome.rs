@@ -361,9 +361,18 @@ impl Difference {
     }
 }
 
-/// A command line cut to a readable length.
+/// A command line cut to a readable length, its program named without its directory (the
+/// pid already says which process it is; a build directory's path would crowd out the
+/// arguments that tell processes apart).
 fn short(command: &str) -> String {
     const MAX: usize = 60;
+    let (program, args) = command.split_once(' ').unwrap_or((command, ""));
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let command = if args.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} {args}")
+    };
     if command.chars().count() <= MAX {
         command.to_string()
     } else {

@@ -293,8 +293,11 @@ impl StrikeSpec {
 
     /// The signals a case picks one of.
     pub fn signals(mut self, signals: impl IntoIterator<Item = Signal>) -> StrikeSpec {
-        self.signal.0.extend(signals);
-        self.signal.0.dedup();
+        for signal in signals {
+            if !self.signal.0.contains(&signal) {
+                self.signal.0.push(signal);
+            }
+        }
         self
     }
 
