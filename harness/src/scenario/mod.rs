@@ -5,7 +5,7 @@
 //! line, column and key ([`ScenarioError`]).
 
 mod acked;
-mod build;
+pub mod build;
 mod resume;
 mod teardown;
 mod values;
