@@ -78,20 +78,24 @@ fn redact_json(value: &mut Value) {
     }
 }
 
-fn snapshot_text(name: &str, report: &ScenarioReport) {
-    let text = redact(&killpoint::report::scenario_text(report));
+/// Compares with (or, under `INSTA_UPDATE`, writes) `snapshots/NAME.snap`.
+fn assert_snapshot(name: &str, contents: String) {
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_snapshot!(name, text);
+        insta::assert_snapshot!(name, contents);
     });
+}
+
+fn snapshot_text(name: &str, report: &ScenarioReport) {
+    assert_snapshot(name, redact(&killpoint::report::scenario_text(report)));
 }
 
 fn snapshot_json(name: &str, report: &ScenarioReport) {
     let mut json = serde_json::to_value(report).unwrap();
     redact_json(&mut json);
-    let json = serde_json::to_string_pretty(&json).unwrap();
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_snapshot!(format!("{name}.json"), json);
-    });
+    assert_snapshot(
+        &format!("{name}.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    );
 }
 
 /// The in-place writer, struck at its first writes: the truncated output as evidence.

@@ -417,11 +417,8 @@ impl Campaign {
     pub fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
         let mut report = ScenarioReport::new(scenario);
         let error = |message: String| ScenarioResult::Error { message };
-        if let Err((key, message)) = scenario.validate() {
-            report.result = error(match key {
-                Some(key) => format!("`{key}`: {message}"),
-                None => message,
-            });
+        if let Err(invalid) = scenario.validate() {
+            report.result = error(invalid.to_string());
             return report;
         }
         run::become_subreaper();

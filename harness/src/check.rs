@@ -99,10 +99,7 @@ impl Scenario {
     /// Makes the census run and the strike space, for running cases one at a time:
     /// [`Cases::plans`] is the plan strategy, [`Cases::run`] runs and judges one plan.
     pub fn prepare(&self) -> Result<Cases, String> {
-        self.validate().map_err(|(key, message)| match key {
-            Some(key) => format!("`{key}`: {message}"),
-            None => message,
-        })?;
+        self.validate().map_err(|e| e.to_string())?;
         run::become_subreaper();
         let binaries = targets::binaries(self)?;
         let census = campaign::census(self, &binaries).map_err(|e| e.to_string())?;

@@ -78,13 +78,7 @@ pub const REPORT_DIR: &str = "KILLPOINT_REPORT_DIR";
 pub fn save_in_report_dir(report: &ScenarioReport, seed: u64) -> Option<io::Result<PathBuf>> {
     let dir = PathBuf::from(std::env::var_os(REPORT_DIR)?);
     let stem = match (&report.file, &report.test) {
-        (Some(file), _) => {
-            let here = std::env::current_dir().unwrap_or_default();
-            file.strip_prefix(&here)
-                .unwrap_or(file)
-                .display()
-                .to_string()
-        }
+        (Some(file), _) => from_here(file),
         (None, Some(test)) => format!("{}::{}", test.binary_id, test.name),
         (None, None) => report.name.clone(),
     };
@@ -107,11 +101,12 @@ pub fn save_in_report_dir(report: &ScenarioReport, seed: u64) -> Option<io::Resu
 /// README's commands. A scenario built in a test: that test, with the case.
 pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> Vec<String> {
     if let Some(f) = &report.file {
-        let here = std::env::current_dir().unwrap_or_default();
-        let test = f.strip_prefix(&here).unwrap_or(f).display();
         return vec![
             format!("killpoint repro {} --case {case}", f.display()),
-            format!("KILLPOINT_SEED={case} cargo nextest run -E 'test(={test})'"),
+            format!(
+                "KILLPOINT_SEED={case} cargo nextest run -E 'test(={})'",
+                from_here(f)
+            ),
         ];
     }
     match &report.test {
@@ -124,6 +119,15 @@ pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> Vec<String> {
             report.name
         )],
     }
+}
+
+/// A path as seen from the current directory (itself if it lies elsewhere).
+fn from_here(path: &Path) -> String {
+    let here = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&here)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn write_rerun(out: &mut String, indent: &str, commands: &[String]) {

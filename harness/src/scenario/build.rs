@@ -640,27 +640,24 @@ mod tests {
     #[test]
     fn what_only_the_whole_scenario_shows_is_refused_when_it_is_checked() {
         let no_strike = Scenario::command("/bin/true");
-        assert_eq!(
-            no_strike.validate().unwrap_err().0.as_deref(),
-            Some("strike")
-        );
+        assert_eq!(no_strike.validate().unwrap_err().key, "strike");
         let no_signal = Scenario::command("/bin/true").strike(Strike::syscall(SyscallClass::Write));
-        let (key, message) = no_signal.validate().unwrap_err();
-        assert_eq!(key.as_deref(), Some("strike[0].signal"));
+        let Invalid { key, message } = no_signal.validate().unwrap_err();
+        assert_eq!(key, "strike[0].signal");
         assert!(message.contains("no signal"), "{message}");
         let exit_of_exit = Scenario::command("/bin/true").strike(
             Strike::syscall(SyscallClass::Exit)
                 .when(When::Exit)
                 .signal(Signal::SIGTERM),
         );
-        let (key, message) = exit_of_exit.validate().unwrap_err();
-        assert_eq!(key.as_deref(), Some("strike[0].at"));
+        let Invalid { key, message } = exit_of_exit.validate().unwrap_err();
+        assert_eq!(key, "strike[0].at");
         assert!(message.contains("never returns"), "{message}");
         let unchecked = Scenario::command("/bin/true")
             .strike(Strike::during_run().signal(Signal::SIGTERM))
             .expect(Expect::violation(InvariantName::DrainDeadline));
-        let (key, message) = unchecked.validate().unwrap_err();
-        assert_eq!(key.as_deref(), Some("expect.violation"));
+        let Invalid { key, message } = unchecked.validate().unwrap_err();
+        assert_eq!(key, "expect.violation");
         assert!(message.contains("does not check it"), "{message}");
     }
 
@@ -676,5 +673,6 @@ mod tests {
         let _ = Strike::probe("ack").path("out.json");
     }
 
+    use super::super::Invalid;
     use super::StrikeSpec as Strike;
 }

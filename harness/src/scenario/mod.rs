@@ -90,12 +90,16 @@ pub const MAX_STRIKES: u32 = 16;
 
 fn strike_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = u32::deserialize(d)?;
-    if !(1..=MAX_STRIKES).contains(&n) {
-        return Err(serde::de::Error::custom(format!(
-            "`max_strikes` must be 1 to {MAX_STRIKES}, not {n}"
-        )));
-    }
+    check_strike_count(n).map_err(serde::de::Error::custom)?;
     Ok(n)
+}
+
+fn check_strike_count(n: u32) -> Result<(), String> {
+    if (1..=MAX_STRIKES).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("`max_strikes` must be 1 to {MAX_STRIKES}, not {n}"))
+    }
 }
 
 /// The default bound on an exhaustive run's points.
@@ -526,8 +530,8 @@ impl Scenario {
             let inner = e.into_inner();
             error(key, inner.span(), inner.message().to_string())
         })?;
-        if let Err((key, message)) = scenario.validate() {
-            return Err(error(key, None, message));
+        if let Err(Invalid { key, message }) = scenario.validate() {
+            return Err(error(Some(key), None, message));
         }
         Ok(scenario)
     }
@@ -535,55 +539,46 @@ impl Scenario {
     /// The checks that span keys, made after every key has been read on its own: a file
     /// gets them from [`Scenario::parse`], a built scenario when it runs. The error names
     /// the key it is about.
-    pub fn validate(&self) -> Result<(), (Option<String>, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.command.is_empty() {
-            return Err((
-                Some("command".into()),
-                "the command is empty: give the program and its arguments".into(),
+            return Err(invalid(
+                "command",
+                "the command is empty: give the program and its arguments",
             ));
         }
         if self.strikes.is_empty() {
-            return Err((
-                Some("strike".into()),
-                "no [[strike]] entries: a scenario needs at least one, e.g.\n  [[strike]]\n  signal = [\"SIGTERM\", \"SIGINT\"]".into(),
+            return Err(invalid(
+                "strike",
+                "no [[strike]] entries: a scenario needs at least one, e.g.\n  [[strike]]\n  signal = [\"SIGTERM\", \"SIGINT\"]",
             ));
         }
         for (i, strike) in self.strikes.iter().enumerate() {
             if strike.signal.0.is_empty() {
-                return Err((
-                    Some(format!("strike[{i}].signal")),
-                    "the strike has no signal: name at least one, e.g. [\"SIGTERM\", \"SIGINT\"]"
-                        .into(),
+                return Err(invalid(
+                    format!("strike[{i}].signal"),
+                    "the strike has no signal: name at least one, e.g. [\"SIGTERM\", \"SIGINT\"]",
                 ));
             }
             // A built point has not been through the file's checks: put it through them.
             PointSpec::try_from(RawPoint::from(strike.at.clone()))
-                .map_err(|message| (Some(format!("strike[{i}].at")), message))?;
+                .map_err(|message| invalid(format!("strike[{i}].at"), message))?;
         }
-        if !(1..=MAX_STRIKES).contains(&self.max_strikes) {
-            return Err((
-                Some("max_strikes".into()),
-                format!(
-                    "`max_strikes` must be 1 to {MAX_STRIKES}, not {}",
-                    self.max_strikes
-                ),
-            ));
-        }
+        check_strike_count(self.max_strikes).map_err(|m| invalid("max_strikes", m))?;
         if self
             .expect
             .resume
             .as_ref()
             .is_some_and(|r| r.command.is_empty())
         {
-            return Err((
-                Some("expect.resume.command".into()),
-                "the resume command is empty: e.g. [\"{bin:batch-runner}\", \"--resume\"]".into(),
+            return Err(invalid(
+                "expect.resume.command",
+                "the resume command is empty: e.g. [\"{bin:batch-runner}\", \"--resume\"]",
             ));
         }
         for name in &self.expect.violation {
             if !name.is_checked_by(&self.expect) {
-                return Err((
-                    Some("expect.violation".into()),
+                return Err(invalid(
+                    "expect.violation",
                     format!(
                         "`{name}` is expected to be violated, but this scenario does not check it ({})",
                         name.how_to_enable()
@@ -657,6 +652,22 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, column)
+}
+
+/// A scenario whose keys do not go together: the key it is about, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {message}")]
+pub struct Invalid {
+    /// Dotted, as in the file: `strike[0].signal`, `expect.violation`.
+    pub key: String,
+    pub message: String,
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 /// A scenario file that cannot be used, with where and why.
