@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use killpoint::campaign::{Campaign, CampaignOptions, ScenarioResult};
 use killpoint::scenario::Scenario;
+use killpoint::{Campaign, CampaignOptions, ScenarioResult};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The master seeds when `KILLPOINT_SEED` is not set: the first for correct scenarios,
@@ -107,7 +107,7 @@ fn check(scenario: &Scenario) -> Result<(), Failed> {
             .into());
         }
         if let Some(failure) = &report.failure {
-            let names: Vec<_> = failure.violations.iter().map(|(n, _)| *n).collect();
+            let names: Vec<_> = failure.violations.iter().map(|(n, _)| n.clone()).collect();
             if names.is_empty() || !names.iter().all(|n| scenario.expect.violation.contains(n)) {
                 return Err(format!(
                     "caught with {names:?}, not {:?} (seed {seed})\n{text}",

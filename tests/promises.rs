@@ -10,10 +10,10 @@
 
 use std::path::Path;
 
-use killpoint::campaign::{Campaign, CampaignOptions, Failure, ScenarioReport, ScenarioResult};
 use killpoint::invariants::InvariantName;
 use killpoint::plan::CaseId;
 use killpoint::scenario::{ExitStatus, Scenario, Signal};
+use killpoint::{Campaign, CampaignOptions, JudgedCase, ScenarioReport, ScenarioResult};
 
 fn scenario(name: &str) -> Scenario {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,7 +31,7 @@ fn run(scenario: &Scenario) -> ScenarioReport {
 }
 
 /// The evidence of `invariant` in the caught bug's failing case.
-fn caught(report: &ScenarioReport, invariant: InvariantName) -> (&Failure, String) {
+fn caught(report: &ScenarioReport, invariant: InvariantName) -> (&JudgedCase, String) {
     let text = killpoint::report::scenario_text(report);
     assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{text}");
     let failure = report.failure.as_ref().expect("a failing case");
@@ -315,4 +315,80 @@ fn a_torn_checkpoint_cannot_be_resumed() {
         )) && evidence.contains("not a checkpoint"),
         "{evidence}"
     );
+}
+
+/// A target that works for a while, without children, and stops with exit 14 on SIGTERM.
+fn stops_on_sigterm() -> Scenario {
+    use killpoint::{Expect, Strike};
+    use std::time::Duration;
+    Scenario::command("sh")
+        .arg("-c")
+        .arg("trap 'exit 14' TERM; i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done")
+        .strike(Strike::after(Duration::ZERO..Duration::from_millis(50)).signal(Signal::SIGTERM))
+        .expect(Expect::exit_codes().interrupted([14]))
+        .cases(5)
+}
+
+#[test]
+fn a_user_invariant_is_judged_on_every_case_and_fails_the_scenario_under_its_own_name() {
+    use killpoint::{Invariant, Verdict};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // Holding: judged once per case, and listed among the invariants checked.
+    let judged = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&judged);
+    let holds = stops_on_sigterm().invariant(Invariant::new("counted", move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Verdict::Held
+    }));
+    let report = run(&holds);
+    let text = killpoint::report::scenario_text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{text}");
+    assert_eq!(report.cases_run, 5);
+    assert_eq!(judged.load(Ordering::SeqCst), 5, "once per case");
+    assert!(
+        report
+            .checked
+            .contains(&InvariantName::Custom("counted".into())),
+        "{:?}",
+        report.checked
+    );
+    assert!(text.contains("every invariant held (exit-code, no-leftover-processes, no-crash-output, handler-no-io, counted)"), "{text}");
+
+    // Broken: the scenario fails with the invariant's own name and evidence.
+    let breaks = stops_on_sigterm().invariant(Invariant::new("no-cancel-exit", |ctx| {
+        match ctx.outcome.status {
+            ExitStatus::Code(14) => Verdict::violated(vec![format!(
+                "exit 14 after {} delivered",
+                ctx.outcome.first_delivered().map(|s| s.signal).unwrap()
+            )]),
+            _ => Verdict::Held,
+        }
+    }));
+    let report = run(&breaks);
+    let text = killpoint::report::scenario_text(&report);
+    assert_eq!(report.result, ScenarioResult::Violated, "{text}");
+    let failure = report.failure.as_ref().expect("a failing case");
+    assert_eq!(
+        failure.violations,
+        [(
+            InvariantName::Custom("no-cancel-exit".into()),
+            vec!["exit 14 after SIGTERM delivered".to_string()]
+        )]
+    );
+    assert!(
+        text.contains("VIOLATED: no-cancel-exit at case 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    no-cancel-exit:\n      exit 14 after SIGTERM delivered"),
+        "{text}"
+    );
+
+    // Declared as a planted bug, it is caught as expected.
+    let expected = breaks.expect(killpoint::Expect::violation(InvariantName::Custom(
+        "no-cancel-exit".into(),
+    )));
+    assert_eq!(run(&expected).result, ScenarioResult::CaughtAsExpected);
 }

@@ -10,8 +10,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use killpoint::campaign::{Campaign, CampaignOptions, ScenarioReport};
 use killpoint::scenario::Arg;
+use killpoint::{Campaign, CampaignOptions, ScenarioReport};
 use killpoint::{Scenario, Signal, Strike, SyscallClass};
 use regex::Regex;
 use serde_json::Value;

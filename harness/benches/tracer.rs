@@ -6,6 +6,10 @@
 //! to one CPU (unpinned runs on a shared 2-core machine vary 2–5×). Environment:
 //! `KILLPOINT_BENCH_RUNS` (rounds, default 11), `KILLPOINT_BENCH_CPU` (default 0).
 //!
+//! Each killpoint figure is one case run through the library (`Scenario::prepare`, then
+//! `Cases::run` with a hand-made plan), timed from spawn to the target's exit as the case
+//! runner measures it (`Outcome::exited_at`).
+//!
 //! - bare: the target through the case runner, no tracer.
 //! - armed: a SIGTERM armed at the exit of the final rename; the filter traps what a
 //!   campaign case traps (the plan's class and the context classes: fsync, rename,
@@ -21,14 +25,32 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use killpoint::campaign::case_trace;
-use killpoint::os::run::{self, Launch, Limits};
-use killpoint::plan::{Plan, Point, Strike};
-use killpoint::scenario::{Recipient, Scenario, Signal};
-use killpoint::syscalls::{SyscallClass, When};
-use killpoint::targets;
+use killpoint::plan::{Plan, PlannedStrike, Point};
+use killpoint::scenario::Recipient;
+use killpoint::{Cases, Expect, Scenario, Signal, Strike, SyscallClass, When};
 
 const WRITES: u64 = 1024;
+
+/// A scenario of `command`, traced (a syscall strike entry) or not (a delay that never
+/// comes, no deadline, no handler checks), prepared: its census run once.
+fn prepared(command: &[&str], traced: bool) -> Cases {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut scenario = Scenario::command(command[0]);
+    for arg in &command[1..] {
+        scenario = scenario.arg(*arg);
+    }
+    scenario = if traced {
+        scenario.strike(Strike::syscall(SyscallClass::Write).signal(Signal::SIGTERM))
+    } else {
+        scenario
+            .strike(Strike::after(Duration::from_secs(3600)).signal(Signal::SIGTERM))
+            .expect(Expect::handler_io(killpoint::Severity::Off))
+    };
+    // `{bin:…}` is found from the scenarios crate, as for a file beside it.
+    scenario.source = Some(root.join("scenarios").join("bench.toml"));
+    scenario.timeout = Duration::from_secs(120);
+    scenario.prepare().expect("the bench target runs")
+}
 
 fn main() {
     let runs: usize = env_or("KILLPOINT_BENCH_RUNS", 11);
@@ -38,29 +60,20 @@ fn main() {
     if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
         eprintln!("cannot pin to CPU {cpu} ({e}); figures will be noisier");
     }
-    run::become_subreaper();
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut scenario = Scenario::parse(
-        r#"name = "bench"
-command = ["{bin:atomic-writer}", "--output", "{work}/out.json", "--size", "64MiB", "--chunk", "64KiB"]
-[[strike]]
-signal = "SIGTERM"
-at = { syscall = "rename" }
-"#,
-        Path::new("bench.toml"),
-    )
-    .expect("the bench scenario parses");
-    scenario.source = Some(root.join("scenarios").join("bench.toml"));
-    let binaries = targets::binaries(&scenario).expect("the targets build");
-    let work = tempfile::tempdir().expect("a temp dir on the real disk");
-    let launch = targets::launch(&scenario, &binaries, work.path());
-    let limits = Limits {
-        timeout: Duration::from_secs(120),
-        deadline: None,
-    };
+    let writer = [
+        "{bin:atomic-writer}",
+        "--output",
+        "{work}/out.json",
+        "--size",
+        "64MiB",
+        "--chunk",
+        "64KiB",
+    ];
+    let bare = prepared(&writer, false);
+    let traced = prepared(&writer, true);
     let plan_at = |signal, syscall, nth, when| Plan {
-        strikes: vec![Strike {
+        strikes: vec![PlannedStrike {
             signal,
             to: Recipient::Process,
             point: Point::Syscall {
@@ -71,40 +84,57 @@ at = { syscall = "rename" }
             },
         }],
     };
+    let none = Plan { strikes: vec![] };
     let winch: Signal = "SIGWINCH".parse().expect("a signal name");
     let armed = plan_at(Signal::SIGTERM, SyscallClass::Rename, 1, When::Exit);
     let every_write = plan_at(winch, SyscallClass::Write, WRITES, When::Entry);
     let sigterm_write = plan_at(Signal::SIGTERM, SyscallClass::Write, WRITES, When::Entry);
 
-    let killpoint = |launch: &Launch, plan: Option<&Plan>, status: &str| {
-        let _ = std::fs::remove_file(work.path().join("out.json"));
-        let (strikes, trace) = match plan {
-            Some(plan) => (
-                plan.strikes.as_slice(),
-                case_trace(&scenario, plan, work.path()),
-            ),
-            None => (&[][..], None),
-        };
-        let start = Instant::now();
-        let ran = run::run(launch, strikes, &[], limits, trace).expect("the target runs");
-        let took = start.elapsed();
-        assert_eq!(ran.status.to_string(), status, "{}", ran.stderr.text);
-        if plan.is_some() {
-            assert!(ran.strikes[0].sent_at.is_some(), "the strike was delivered");
+    let killpoint = |cases: &Cases, plan: &Plan, status: &str| {
+        let case = cases.run(plan).expect("the target runs");
+        let outcome = &case.outcome;
+        assert_eq!(
+            outcome.status.to_string(),
+            status,
+            "{}",
+            outcome.stderr.text
+        );
+        if !plan.strikes.is_empty() {
+            assert!(
+                outcome.strikes[0].sent_at.is_some(),
+                "the strike was delivered"
+            );
         }
-        took
+        outcome.exited_at
     };
+    // strace runs the same binary, found where the traced census saw it exec.
+    let work = tempfile::tempdir().expect("a temp dir on the real disk");
+    let program = traced
+        .census()
+        .syscalls
+        .as_ref()
+        .and_then(|s| s.processes.first())
+        .and_then(|p| p.command.split(' ').next().map(str::to_string))
+        .expect("the census saw the target");
+    let writer_args: Vec<String> = vec![
+        "--output".into(),
+        work.path().join("out.json").display().to_string(),
+        "--size".into(),
+        "64MiB".into(),
+        "--chunk".into(),
+        "64KiB".into(),
+    ];
     let strace = which("strace");
-    let strace_run = |launch: &Launch, signal: &str, when: u64, code: i32| {
+    let strace_run = |command: (&str, &[String]), signal: &str, when: u64, code: i32| {
         let _ = std::fs::remove_file(work.path().join("out.json"));
         let start = Instant::now();
         let status = Command::new(strace.as_ref().unwrap())
             .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
             .arg("-e")
             .arg(format!("inject=write:signal={signal}:when={when}"))
-            .arg(&launch.program)
-            .args(&launch.args)
-            .current_dir(&launch.cwd)
+            .arg(command.0)
+            .args(command.1)
+            .current_dir(work.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -116,15 +146,12 @@ at = { syscall = "rename" }
 
     // The syscall-bound target: `dd` copying 60 000 blocks of 4 KiB to /dev/null, every
     // one a write. Its overhead is all tracer.
-    let dd = Launch {
-        program: "dd".into(),
-        args: ["if=/dev/zero", "of=/dev/null", "bs=4k", "count=60000"]
-            .map(Into::into)
-            .to_vec(),
-        env: Default::default(),
-        cwd: work.path().to_path_buf(),
-        capture: true,
-    };
+    let dd_command = ["dd", "if=/dev/zero", "of=/dev/null", "bs=4k", "count=60000"];
+    let dd_bare = prepared(&dd_command, false);
+    let dd_traced = prepared(&dd_command, true);
+    let dd_args: Vec<String> = dd_command[1..].iter().map(|a| a.to_string()).collect();
+    let dd = ("dd", dd_args.as_slice());
+    let writer = (program.as_str(), writer_args.as_slice());
     let dd_writes = 60_000; // strace counts up to 65535
     let dd_every = plan_at(winch, SyscallClass::Write, dd_writes, When::Entry);
 
@@ -144,15 +171,15 @@ at = { syscall = "rename" }
     // One warm-up round first, not counted: page cache, binaries, CPU frequency.
     for round in 0..=runs {
         let mut measured = vec![
-            Some(killpoint(&launch, None, "exit 0")),
-            Some(killpoint(&launch, Some(&armed), "exit 0")),
-            Some(killpoint(&launch, Some(&every_write), "exit 0")),
-            with_strace.then(|| strace_run(&launch, "SIGWINCH", WRITES, 0)),
-            Some(killpoint(&launch, Some(&sigterm_write), "exit 14")),
-            with_strace.then(|| strace_run(&launch, "SIGTERM", WRITES, 14)),
-            Some(killpoint(&dd, None, "exit 0")),
-            Some(killpoint(&dd, Some(&dd_every), "exit 0")),
-            with_strace.then(|| strace_run(&dd, "SIGWINCH", dd_writes, 0)),
+            Some(killpoint(&bare, &none, "exit 0")),
+            Some(killpoint(&traced, &armed, "exit 0")),
+            Some(killpoint(&traced, &every_write, "exit 0")),
+            with_strace.then(|| strace_run(writer, "SIGWINCH", WRITES, 0)),
+            Some(killpoint(&traced, &sigterm_write, "exit 14")),
+            with_strace.then(|| strace_run(writer, "SIGTERM", WRITES, 14)),
+            Some(killpoint(&dd_bare, &none, "exit 0")),
+            Some(killpoint(&dd_traced, &dd_every, "exit 0")),
+            with_strace.then(|| strace_run(dd, "SIGWINCH", dd_writes, 0)),
         ];
         if round > 0 {
             for (i, t) in measured.iter_mut().enumerate() {

@@ -9,17 +9,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Capture, Mark, ProcessInfo, ResumeRecord, sha256_hex};
-use crate::scenario::{ExitStatus, Signal, WorkPath};
-use crate::survivors::SurvivorsRead;
+use crate::outcome::{Capture, Outcome, ProcessInfo, ResumeRecord, SurvivorsRead, sha256_hex};
 use crate::syscalls::{Event, SyscallCensus};
+use crate::values::{ExitStatus, Signal, WorkPath};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The census: the uninterrupted run's own [`Outcome`], and what only a census records.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Census {
-    pub status: ExitStatus,
-    /// From spawn to the main process's exit.
-    #[serde(with = "crate::report::millis")]
-    pub duration: Duration,
+    /// The run itself, observed as any case is (with no strike, nothing is struck).
+    pub run: Outcome,
     /// For each strike signal the target came to catch, when its handler was first seen.
     pub handlers: BTreeMap<Signal, HandlerSeen>,
     /// The final content of each declared output (`None`: the run left it absent).
@@ -27,41 +25,66 @@ pub struct Census {
     /// Every file in the outputs' directories after the run (sandbox-relative): files a
     /// case leaves beyond these are strays.
     pub files_after: BTreeSet<String>,
-    pub leftovers: Vec<ProcessInfo>,
-    pub stdout: Capture,
-    pub stderr: Capture,
-    /// What survived, when the scenario declares `[expect.acked]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub survivors: Option<SurvivorsRead>,
     /// What the tracer saw, when the scenario has syscall points: calls per class and
     /// path (the strike space), the process tree and the handlers installed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscalls: Option<SyscallCensus>,
     /// The trapped events in order (up to the tracer's cap), to tell what a case did not
     /// do that the uninterrupted run did.
-    #[serde(skip)]
     pub events: Vec<Event>,
-    /// The files `[[expect.once]]` markers are counted in, as text.
-    #[serde(skip)]
-    pub marker_files: BTreeMap<WorkPath, Option<String>>,
     /// How many probe marks of each name the run made: the probe strike space.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mark_counts: BTreeMap<String, u64>,
-    /// The probe marks themselves, in order (acknowledgements made as marks).
-    #[serde(skip)]
-    pub marks: Vec<Mark>,
-    /// The resume command run after the census (`[expect.resume]`): it must find nothing
-    /// to do, and leave the outputs as they are.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<ResumeRecord>,
     /// Why a scenario that would be traced ran untraced (ptrace refused here).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untraced: Option<String>,
+}
+
+/// The census as reports write it: the run's status, duration, streams, survivors,
+/// leftovers and resume beside the census's own records.
+impl Serialize for Census {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            status: ExitStatus,
+            #[serde(with = "crate::units::millis")]
+            duration: Duration,
+            handlers: &'a BTreeMap<Signal, HandlerSeen>,
+            golden: &'a BTreeMap<WorkPath, Option<Golden>>,
+            files_after: &'a BTreeSet<String>,
+            leftovers: &'a [ProcessInfo],
+            stdout: &'a Capture,
+            stderr: &'a Capture,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            survivors: &'a Option<SurvivorsRead>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            syscalls: &'a Option<SyscallCensus>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            mark_counts: &'a BTreeMap<String, u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            resume: &'a Option<ResumeRecord>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            untraced: &'a Option<String>,
+        }
+        View {
+            status: self.run.status,
+            duration: self.run.exited_at,
+            handlers: &self.handlers,
+            golden: &self.golden,
+            files_after: &self.files_after,
+            leftovers: &self.run.leftovers,
+            stdout: &self.run.stdout,
+            stderr: &self.run.stderr,
+            survivors: &self.run.survivors,
+            syscalls: &self.syscalls,
+            mark_counts: &self.mark_counts,
+            resume: &self.run.resume,
+            untraced: &self.untraced,
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerSeen {
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
 }
 
@@ -85,6 +108,25 @@ impl Golden {
 }
 
 impl Census {
+    /// The census of a run that recorded nothing more: no golden, handlers or counts.
+    pub fn of(run: Outcome) -> Census {
+        Census {
+            run,
+            handlers: BTreeMap::new(),
+            golden: BTreeMap::new(),
+            files_after: BTreeSet::new(),
+            syscalls: None,
+            events: Vec::new(),
+            mark_counts: BTreeMap::new(),
+            untraced: None,
+        }
+    }
+
+    /// When the uninterrupted run's main process exited.
+    pub fn duration(&self) -> Duration {
+        self.run.exited_at
+    }
+
     /// The golden bytes of an output, if the census left one.
     pub fn golden_bytes(&self, path: &WorkPath) -> Option<&[u8]> {
         self.golden.get(path)?.as_ref().map(|g| g.bytes.as_slice())
@@ -94,7 +136,8 @@ impl Census {
     /// exists (or from spawn) to the census's exit, and never empty.
     pub fn default_span(&self, signal: Signal) -> Duration {
         let from = self.handlers.get(&signal).map(|h| h.at).unwrap_or_default();
-        self.duration
+        self.run
+            .exited_at
             .saturating_sub(from)
             .max(Duration::from_millis(1))
     }

@@ -3,35 +3,49 @@
 //! A [`Scenario`] says what to run, which strikes may hit it and what must hold. A
 //! campaign runs the uninterrupted [`Census`], then many cases, each under a [`Plan`]
 //! generated from a seed; the OS layer turns each case into an [`Outcome`], and the
-//! [`invariants`] judge it. See `DESIGN.md` in the repository for the whole picture.
+//! [`invariants`] judge it. `docs/DESIGN.md` in the repository follows one case through the code, file by file.
 
+mod api;
 pub mod campaign;
+pub(crate) mod case;
 pub mod census;
-pub mod check;
+pub(crate) mod expect;
 pub mod invariants;
-pub mod os;
+pub mod judged;
+pub(crate) mod os;
 pub mod outcome;
 pub mod plan;
 pub mod regressions;
 pub mod report;
-pub mod resume;
 pub mod scenario;
-pub mod shrink;
-pub mod survivors;
+pub(crate) mod shrink;
+pub(crate) mod space;
+pub(crate) mod strike;
+pub(crate) mod survivors;
 pub mod syscalls;
-pub mod targets;
+pub(crate) mod targets;
 pub mod trace;
+pub(crate) mod units;
+pub(crate) mod values;
 
-pub use campaign::{Campaign, CampaignOptions, ScenarioReport, ScenarioResult};
+pub use api::{Cases, DEFAULT_SEED};
+pub use campaign::{Campaign, CampaignOptions};
 pub use census::Census;
-pub use check::{CaseReport, Cases};
-pub use invariants::{InvariantName, Verdict};
+pub use invariants::{Context, Invariant, InvariantName, Verdict};
+pub use judged::{JudgedCase, ScenarioResult};
 pub use outcome::Outcome;
 pub use plan::Plan;
 /// The proptest that [`Cases::plans`] is a strategy of, for `proptest!` blocks.
 pub use proptest;
+pub use report::ScenarioReport;
 pub use scenario::{
-    ExitCodes, Expect, Expectation, Nth, Scenario, ScenarioError, Severity, Signal,
-    StrikeSpec as Strike,
+    ExitCodes, Expect, Expectation, Nth, Scenario, ScenarioError, Severity, Signal, Strike,
 };
 pub use syscalls::{SyscallClass, When};
+
+/// killpoint's own interruption: a program that runs campaigns installs the handler once;
+/// SIGINT or SIGTERM then stops every case cleanly (its process tree killed, its sandbox
+/// removed) instead of killing the program.
+pub mod interrupt {
+    pub use crate::os::interrupt::{install, requested};
+}

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use killpoint::campaign::{Campaign, CampaignOptions, ScenarioResult};
-use killpoint::os::interrupt;
+use killpoint::campaign::Event;
+use killpoint::interrupt;
 use killpoint::plan::CaseId;
 use killpoint::report::{self, CampaignReport};
 use killpoint::scenario::Scenario;
+use killpoint::{Campaign, CampaignOptions, ScenarioResult};
 
 #[derive(Parser)]
 #[command(
@@ -128,28 +129,21 @@ fn main() -> ExitCode {
             no_regressions,
             json,
         } => {
-            let (seed, first) = match seed {
-                None => (rand_seed(), None),
-                Some(CaseId::Seeded { seed, moves }) if moves.0.is_empty() => (seed, None),
-                Some(id @ CaseId::Seeded { seed, .. }) => (seed, Some(id)),
-                Some(id @ CaseId::Point(_)) => (rand_seed(), Some(id)),
-            };
-            let options = CampaignOptions {
-                cases,
-                seed,
-                first,
-                jobs: jobs.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                }),
-                exhaustive,
-                shrink_iterations,
-                shrink_time,
-                regressions: !no_regressions,
-                case: None,
-                keep_sandbox: true,
-            };
+            let mut options = CampaignOptions::new(rand_seed());
+            if let Some(id) = seed {
+                options.seed_from(id);
+            }
+            options.cases = cases;
+            options.jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+            options.exhaustive = exhaustive;
+            options.shrink_iterations = shrink_iterations;
+            options.shrink_time = shrink_time;
+            options.regressions = !no_regressions;
+            options.keep_sandbox = true;
             run(files, options, json)
         }
         Command::Repro { file, case, json } => repro(&file, case, json),
@@ -183,9 +177,8 @@ fn trace(
     timeout: std::time::Duration,
     json: Option<PathBuf>,
 ) -> ExitCode {
-    if let Err(e) = interrupt::install() {
-        eprintln!("error: cannot install the interrupt handler: {e}");
-        return ExitCode::from(2);
+    if let Err(code) = install_interrupt() {
+        return code;
     }
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
@@ -196,7 +189,7 @@ fn trace(
     };
     let report = match killpoint::trace::trace(command, cwd, timeout) {
         Ok(r) => r,
-        Err(killpoint::os::run::RunError::Interrupted) => {
+        Err(killpoint::trace::TraceError::Interrupted) => {
             eprintln!("killpoint trace: interrupted");
             return ExitCode::from(130);
         }
@@ -252,20 +245,10 @@ fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> 
         files
     };
     // Every file is checked before anything runs: a typo fails fast.
-    let mut scenarios = Vec::new();
-    for file in &files {
-        match Scenario::load(file) {
-            Ok(s) => scenarios.push(s),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if let Err(e) = interrupt::install() {
-        eprintln!("error: cannot install the interrupt handler: {e}");
-        return ExitCode::from(2);
-    }
+    let scenarios = match load(&files) {
+        Ok(scenarios) => scenarios,
+        Err(code) => return code,
+    };
     let (seed, jobs, cases) = (options.seed, options.jobs, options.cases);
     println!(
         "killpoint: seed {seed}, {} scenario(s), {jobs} job(s)",
@@ -273,7 +256,7 @@ fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> 
     );
     println!();
 
-    let mut campaign = Campaign::new(options);
+    let campaign = Campaign::new(options);
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -283,13 +266,13 @@ fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> 
         );
         bar
     });
-    if let Some(bar) = &bar {
-        let bar = bar.clone();
-        campaign.on_case = Some(Box::new(move |done, planned| {
-            bar.set_length(planned);
-            bar.set_position(done);
-        }));
-    }
+    // The progress bar is a reporter: it follows the campaign's events.
+    let progress = |event: &Event| {
+        if let (Some(bar), Event::CaseJudged { done, planned, .. }) = (&bar, event) {
+            bar.set_length(*planned);
+            bar.set_position(*done);
+        }
+    };
 
     let mut report = CampaignReport {
         seed,
@@ -307,7 +290,7 @@ fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> 
             bar.reset();
             bar.set_prefix(scenario.name.clone());
         }
-        let result = campaign.run_scenario(scenario);
+        let result = campaign.run_scenario_with(scenario, &progress);
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
@@ -328,17 +311,10 @@ fn run(files: Vec<PathBuf>, options: CampaignOptions, json: Option<PathBuf>) -> 
 
 /// Reruns one case verbosely.
 fn repro(file: &Path, case: CaseId, json: Option<PathBuf>) -> ExitCode {
-    let scenario = match Scenario::load(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let scenario = match load(&[file.to_path_buf()]) {
+        Ok(mut scenarios) => scenarios.remove(0),
+        Err(code) => return code,
     };
-    if let Err(e) = interrupt::install() {
-        eprintln!("error: cannot install the interrupt handler: {e}");
-        return ExitCode::from(2);
-    }
     let mut options = CampaignOptions::new(0);
     options.case = Some(case);
     let result = Campaign::new(options).run_scenario(&scenario);
@@ -351,6 +327,30 @@ fn repro(file: &Path, case: CaseId, json: Option<PathBuf>) -> ExitCode {
         ScenarioResult::Error { .. } => 2,
         _ if result.failure.is_some() => 1,
         _ => 0,
+    })
+}
+
+/// Loads and checks scenario files, then makes SIGINT and SIGTERM stop the run cleanly; a
+/// bad file, or a handler that cannot be installed, is exit 2 with the reason.
+fn load(files: &[PathBuf]) -> Result<Vec<Scenario>, ExitCode> {
+    let mut scenarios = Vec::new();
+    for file in files {
+        match Scenario::load(file) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    install_interrupt()?;
+    Ok(scenarios)
+}
+
+fn install_interrupt() -> Result<(), ExitCode> {
+    interrupt::install().map_err(|e| {
+        eprintln!("error: cannot install the interrupt handler: {e}");
+        ExitCode::from(2)
     })
 }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Point;
-use crate::scenario::{ExitStatus, Recipient, Signal, WorkPath};
-use crate::survivors::SurvivorsRead;
+use crate::strike::Recipient;
 use crate::syscalls::{Event, TracedProcess};
+use crate::values::{ExitStatus, Signal, WorkPath};
 
 /// Everything observed in one case. Times are measured from the moment the target was
 /// spawned.
@@ -20,13 +20,13 @@ pub struct Outcome {
     /// How the target's main process ended.
     pub status: ExitStatus,
     /// When the main process ended.
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub exited_at: Duration,
     /// What became of each planned strike.
     pub strikes: Vec<StrikeRecord>,
     /// When the last process of the tree was gone on its own; `None` if the harness had
     /// to kill what was left.
-    #[serde(with = "crate::report::opt_millis")]
+    #[serde(with = "crate::units::opt_millis")]
     pub tree_gone_at: Option<Duration>,
     /// Set when the harness killed the tree, with why and when.
     pub killed: Option<HarnessKill>,
@@ -67,12 +67,22 @@ pub struct Outcome {
     pub resume: Option<ResumeRecord>,
 }
 
+/// What was read after a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurvivorsRead {
+    /// Where they were read, for the report: `store.log`, `store.log (absent)`,
+    /// ``the output of `verify {work}` ``.
+    pub from: String,
+    /// The ids, in order; or why none could be read (a torn file, a failed command).
+    pub ids: Result<Vec<String>, String>,
+}
+
 /// What the resume command did, run in the case's sandbox after the case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResumeRecord {
     pub status: ExitStatus,
     /// From its start to its exit.
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub duration: Duration,
     /// Set when it ran past the scenario's `timeout` and was killed.
     pub killed: Option<HarnessKill>,
@@ -84,6 +94,10 @@ pub struct ResumeRecord {
     pub outputs: Vec<OutputRecord>,
 }
 
+/// The environment variable that names the target's end of the probe socket
+/// (`os::probe` serves it; `killpoint-probe` and `killpoint_probe.py` write to it).
+pub const PROBE_FD_VAR: &str = "KILLPOINT_PROBE_FD";
+
 /// How many probe marks a run keeps; the rest are served and counted, not kept.
 pub const MARK_CAP: usize = 100_000;
 
@@ -91,7 +105,7 @@ pub const MARK_CAP: usize = 100_000;
 /// name `ack`, argument `7`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -120,9 +134,9 @@ pub struct HandlerIo {
     /// The signal whose handler was running.
     pub signal: Signal,
     /// When the handler was entered.
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub entered_at: Duration,
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
     /// The call, e.g. `write 64 B to store.log`.
     pub call: String,
@@ -154,9 +168,9 @@ impl Outcome {
     pub fn timeline(&self, from: Duration) -> Vec<String> {
         let rel = |at: Duration| {
             if at >= from {
-                format!("+{}", crate::invariants::ms(at - from))
+                format!("+{}", crate::units::ms(at - from))
             } else {
-                format!("-{}", crate::invariants::ms(from - at))
+                format!("-{}", crate::units::ms(from - at))
             }
         };
         self.processes
@@ -202,12 +216,12 @@ pub struct StrikeRecord {
     /// For a delay: when its clock started (spawn, or the moment the handler was seen).
     #[serde(
         default,
-        with = "crate::report::opt_millis",
+        with = "crate::units::opt_millis",
         skip_serializing_if = "Option::is_none"
     )]
     pub clock_started_at: Option<Duration>,
     /// When the signal was sent; `None` if the target exited before the strike was due.
-    #[serde(with = "crate::report::opt_millis")]
+    #[serde(with = "crate::units::opt_millis")]
     pub sent_at: Option<Duration>,
     /// Whether the target had a handler for the signal when it was sent.
     pub caught: bool,
@@ -226,7 +240,7 @@ impl StrikeRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HarnessKill {
     pub reason: KillReason,
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
 }
 

@@ -8,6 +8,11 @@
 //! 9569642308515476273-1d # shrinks to: SIGTERM at the entry of write #1 to out.json
 //! ```
 //!
+//! Where failures are kept is a [`FailurePersistence`], as in proptest: the campaign
+//! loads the cases to replay from it and saves each new unexpected failure to it. The
+//! file beside the scenario is [`FileRegressions`]; [`NoRegressions`] keeps nothing, and
+//! [`MapRegressions`] keeps them in memory (a test, or a scenario built in one).
+//!
 //! A case is written the moment it fails, not at exit — a campaign that is killed or
 //! interrupted while it shrinks has still recorded it — in one `write` to a file opened
 //! for appending, then synced: concurrent runs do not interleave lines, and a crash can
@@ -17,7 +22,80 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use crate::plan::CaseId;
+use crate::scenario::Scenario;
+
+/// Where a scenario's failing cases are kept between runs.
+pub trait FailurePersistence: Send + Sync {
+    /// The cases to replay before any new one, in order.
+    fn load(&self, scenario: &Scenario) -> Result<Vec<CaseId>, String>;
+    /// Keeps a failing case, with a comment saying what it broke. An error is a note in
+    /// the report, not a failure of the run.
+    fn save(&self, scenario: &Scenario, id: &CaseId, comment: &str) -> Result<(), String>;
+}
+
+/// The regressions file beside a scenario file; a scenario with no file keeps nothing.
+pub struct FileRegressions;
+
+impl FailurePersistence for FileRegressions {
+    fn load(&self, scenario: &Scenario) -> Result<Vec<CaseId>, String> {
+        match &scenario.source {
+            Some(file) => load(&path_for(file)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn save(&self, scenario: &Scenario, id: &CaseId, comment: &str) -> Result<(), String> {
+        let Some(file) = &scenario.source else {
+            return Ok(());
+        };
+        let path = path_for(file);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        append(&path, &name, id, comment)
+            .map_err(|e| format!("could not record case {id} in {}: {e}", path.display()))
+    }
+}
+
+/// Keeps nothing and replays nothing (`--no-regressions`).
+pub struct NoRegressions;
+
+impl FailurePersistence for NoRegressions {
+    fn load(&self, _: &Scenario) -> Result<Vec<CaseId>, String> {
+        Ok(Vec::new())
+    }
+
+    fn save(&self, _: &Scenario, _: &CaseId, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Keeps failing cases in memory, by scenario name, for as long as it lives.
+#[derive(Default)]
+pub struct MapRegressions {
+    cases: Mutex<BTreeMap<String, Vec<CaseId>>>,
+}
+
+impl FailurePersistence for MapRegressions {
+    fn load(&self, scenario: &Scenario) -> Result<Vec<CaseId>, String> {
+        let cases = self.cases.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(cases.get(&scenario.name).cloned().unwrap_or_default())
+    }
+
+    fn save(&self, scenario: &Scenario, id: &CaseId, _: &str) -> Result<(), String> {
+        let mut cases = self.cases.lock().unwrap_or_else(|e| e.into_inner());
+        let known = cases.entry(scenario.name.clone()).or_default();
+        if !known.contains(id) {
+            known.push(id.clone());
+        }
+        Ok(())
+    }
+}
 
 /// Where the regressions of the scenario file `scenario` live.
 pub fn path_for(scenario: &Path) -> PathBuf {

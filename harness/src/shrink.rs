@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use proptest::strategy::ValueTree;
 use serde::Serialize;
 
-use crate::plan::{Move, Moves, Plan};
+use crate::plan::{CaseId, Move, Moves, Plan};
 use crate::scenario::ShrinkBudget;
 
 /// What one candidate did.
@@ -51,6 +51,35 @@ pub struct Shrunk<R> {
     pub runs: u32,
     pub elapsed: Duration,
     pub stopped: Stopped,
+}
+
+/// How a reported failure was shrunk.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShrinkReport {
+    /// The case that failed first, and its plan.
+    pub from: CaseId,
+    pub from_plan: Plan,
+    /// Simpler plans that still failed the same way.
+    pub steps: u32,
+    /// Candidates run.
+    pub runs: u32,
+    #[serde(with = "crate::units::millis")]
+    pub elapsed: Duration,
+    pub stopped: Stopped,
+}
+
+impl ShrinkReport {
+    /// How shrinking went from the case `from` with `from_plan`.
+    pub fn new<R>(from: CaseId, from_plan: Plan, shrunk: &Shrunk<R>) -> ShrinkReport {
+        ShrinkReport {
+            from,
+            from_plan,
+            steps: shrunk.steps,
+            runs: shrunk.runs,
+            elapsed: shrunk.elapsed,
+            stopped: shrunk.stopped,
+        }
+    }
 }
 
 /// Shrinks from the failing plan `tree` holds, which `moves` led to.
@@ -113,10 +142,11 @@ pub fn shrink<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::testing::{scenario, traced};
-    use crate::plan::{Point, StrikeSpace, case_seed, generate, tree};
-    use crate::scenario::Signal;
+    use crate::plan::{Point, case_seed};
+    use crate::space::testing::{scenario, traced};
+    use crate::space::{StrikeSpace, generate, tree};
     use crate::syscalls::SyscallClass;
+    use crate::values::Signal;
 
     const BUDGET: ShrinkBudget = ShrinkBudget {
         iterations: 1000,

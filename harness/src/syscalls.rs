@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{ExitStatus, PathGlob, Signal};
+use crate::values::{ExitStatus, PathGlob, Signal};
 
 /// A group of syscalls that strike points and the census name together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -226,7 +226,7 @@ pub struct Event {
     /// Order in the whole tree, from 1.
     pub seq: u64,
     /// Since the target was spawned.
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
     /// The process (thread group) and the thread.
     pub pid: i32,
@@ -265,7 +265,14 @@ pub struct Call {
     /// Its return value, when the tracer saw it return (exit strikes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<i64>,
+    /// The call an entry strike rewound, run again after the signal: the same call, not
+    /// counted again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarted: bool,
 }
+
+/// How a restarted call is told apart in reports.
+pub(crate) const RESTARTED: &str = "again, after the signal";
 
 impl Call {
     /// A call of `class` naming one path and nothing more (for hand-built censuses).
@@ -278,6 +285,7 @@ impl Call {
             paths: vec![path.into()],
             detail: String::new(),
             result: None,
+            restarted: false,
         }
     }
 
@@ -293,8 +301,11 @@ impl fmt::Display for Call {
         if !self.paths.is_empty() {
             write!(f, " {}", self.path_label())?;
         }
-        if !self.detail.is_empty() {
-            write!(f, " ({})", self.detail)?;
+        match (self.detail.is_empty(), self.restarted) {
+            (true, false) => {}
+            (false, false) => write!(f, " ({})", self.detail)?,
+            (true, true) => write!(f, " ({RESTARTED})")?,
+            (false, true) => write!(f, " ({}, {RESTARTED})", self.detail)?,
         }
         if let Some(result) = self.result {
             write!(f, " = {result}")?;
@@ -365,9 +376,9 @@ pub struct TracedProcess {
     /// Threads it started.
     pub threads: u32,
     pub status: Option<ExitStatus>,
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub started_at: Duration,
-    #[serde(with = "crate::report::opt_millis")]
+    #[serde(with = "crate::units::opt_millis")]
     pub exited_at: Option<Duration>,
     /// The signals delivered to it (signal-delivery stops; SIGCHLD left out), in order.
     /// A SIGKILL has no delivery stop: it shows as the exit status.
@@ -379,7 +390,7 @@ pub struct TracedProcess {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
     pub signal: Signal,
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
     /// Whether it ran a handler (else its default action, or it was ignored).
     pub handled: bool,
@@ -389,7 +400,7 @@ pub struct Delivered {
 pub struct InstalledHandler {
     pub signal: Signal,
     pub pid: i32,
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub at: Duration,
 }
 
@@ -522,5 +533,19 @@ mod tests {
         assert_eq!(census.count(SyscallClass::Write, Some(&glob)), 3);
         assert_eq!(census.count(SyscallClass::Write, None), 4);
         assert_eq!(census.count(SyscallClass::Rename, None), 0);
+    }
+
+    #[test]
+    fn a_restarted_call_shows_as_again_after_the_signal() {
+        let mut call = Call::naming(SyscallClass::Write, "out.json");
+        call.restarted = true;
+        assert_eq!(call.to_string(), "write out.json (again, after the signal)");
+        call.detail = "65536 bytes".into();
+        assert_eq!(
+            call.to_string(),
+            "write out.json (65536 bytes, again, after the signal)"
+        );
+        call.restarted = false;
+        assert_eq!(call.to_string(), "write out.json (65536 bytes)");
     }
 }

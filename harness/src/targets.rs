@@ -12,12 +12,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use crate::expect::SurvivorSource;
+use crate::os::command::{Helper, HelperError, run_helper};
 use crate::os::run::Launch;
-use crate::scenario::{Arg, ArgPart, Scenario, SurvivorSource};
+use crate::scenario::Scenario;
+use crate::values::{Arg, ArgPart};
 
 /// The binaries a scenario's command names, by name.
 pub type Binaries = BTreeMap<String, PathBuf>;
@@ -56,16 +59,18 @@ fn python() -> Result<PathBuf, String> {
             if let Some(path) = std::env::var_os("KILLPOINT_PYTHON") {
                 return Ok(PathBuf::from(path));
             }
-            let out = Command::new("python3")
-                .args(["-c", "import sys; print(sys.executable)"])
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| {
-                    format!(
-                        "`{{python}}` needs `python3` on the PATH (or set KILLPOINT_PYTHON): {e}"
-                    )
-                })?;
+            let helper = Helper {
+                interruptible: true,
+                ..Helper::new("python3", ["-c", "import sys; print(sys.executable)"])
+            };
+            let out = run_helper(&helper).map_err(|e| match e {
+                HelperError::Spawn { source, .. } => format!(
+                    "`{{python}}` needs `python3` on the PATH (or set KILLPOINT_PYTHON): {source}"
+                ),
+                e => format!("`{{python}}`: {e}"),
+            })?;
+            // Its stderr is the user's to see, as if it had been shared.
+            let _ = std::io::stderr().write_all(&out.stderr);
             let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if !out.status.success() || path.is_empty() {
                 return Err(format!(
@@ -147,23 +152,31 @@ fn built(manifest: &Path) -> Result<Binaries, String> {
         return Ok(found.clone());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--bins",
-            "--message-format=json-render-diagnostics",
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            format!(
-                "cannot run cargo to build the targets of {}: {e}",
-                manifest.display()
-            )
-        })?;
+    let mut helper = Helper {
+        interruptible: true,
+        ..Helper::new(
+            cargo,
+            [
+                "build",
+                "--release",
+                "--bins",
+                "--message-format=json-render-diagnostics",
+                "--manifest-path",
+            ],
+        )
+    };
+    helper.args.push(manifest.into());
+    let output = run_helper(&helper).map_err(|e| match e {
+        HelperError::Spawn { source, .. } => format!(
+            "cannot run cargo to build the targets of {}: {source}",
+            manifest.display()
+        ),
+        HelperError::Interrupted { .. } => format!(
+            "building the targets of {} was interrupted",
+            manifest.display()
+        ),
+        e => format!("building the targets of {}: {e}", manifest.display()),
+    })?;
     if !output.status.success() {
         return Err(format!(
             "building the targets of {} failed:\n{}",
@@ -195,44 +208,6 @@ fn built(manifest: &Path) -> Result<Binaries, String> {
     Ok(found)
 }
 
-/// The program, arguments and environment of one case, placeholders filled in.
-pub fn launch(scenario: &Scenario, binaries: &Binaries, work: &Path) -> Launch {
-    let mut argv = fill(&scenario.command, scenario, binaries, work);
-    let program = PathBuf::from(argv.remove(0));
-    Launch {
-        program,
-        args: argv,
-        env: scenario.env.clone(),
-        cwd: work.to_path_buf(),
-        capture: true,
-    }
-}
-
-/// A command's arguments with `{work}`, `{dir}` and `{bin:NAME}` filled in.
-pub fn fill(
-    command: &[Arg],
-    scenario: &Scenario,
-    binaries: &Binaries,
-    work: &Path,
-) -> Vec<OsString> {
-    command
-        .iter()
-        .map(|arg| {
-            let mut out = OsString::new();
-            for part in &arg.parts {
-                match part {
-                    ArgPart::Text(text) => out.push(text),
-                    ArgPart::Work => out.push(work),
-                    ArgPart::Dir => out.push(scenario_dir(scenario)),
-                    ArgPart::Python => out.push(&binaries[PYTHON]),
-                    ArgPart::Bin(name) => out.push(&binaries[name]),
-                }
-            }
-            out
-        })
-        .collect()
-}
-
 /// The scenario file's directory, absolute (the working directory for a scenario that
 /// was not loaded from a file).
 pub fn scenario_dir(scenario: &Scenario) -> PathBuf {
@@ -243,4 +218,69 @@ pub fn scenario_dir(scenario: &Scenario) -> PathBuf {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// A command with every placeholder but `{work}` filled in, resolved once per scenario:
+/// each run fills in its own sandbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    args: Vec<Vec<Piece>>,
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(OsString),
+    Work,
+}
+
+impl Resolved {
+    /// Resolves `command`'s `{dir}`, `{python}` and `{bin:NAME}` (`binaries` holds every
+    /// one the scenario names).
+    pub fn new(command: &[Arg], scenario: &Scenario, binaries: &Binaries) -> Resolved {
+        let args = command
+            .iter()
+            .map(|arg| {
+                arg.parts
+                    .iter()
+                    .map(|part| match part {
+                        ArgPart::Text(text) => Piece::Text(text.into()),
+                        ArgPart::Work => Piece::Work,
+                        ArgPart::Dir => Piece::Text(scenario_dir(scenario).into()),
+                        ArgPart::Python => Piece::Text(binaries[PYTHON].clone().into()),
+                        ArgPart::Bin(name) => Piece::Text(binaries[name].clone().into()),
+                    })
+                    .collect()
+            })
+            .collect();
+        Resolved { args }
+    }
+
+    /// The program and its arguments for a run whose sandbox is `work`.
+    pub fn argv(&self, work: &Path) -> Vec<OsString> {
+        self.args
+            .iter()
+            .map(|pieces| {
+                let mut out = OsString::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(text) => out.push(text),
+                        Piece::Work => out.push(work),
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// What to run in the sandbox `work`, with the scenario's environment.
+    pub fn launch(&self, work: &Path, env: &BTreeMap<String, String>) -> Launch {
+        let mut argv = self.argv(work);
+        Launch {
+            program: PathBuf::from(argv.remove(0)),
+            args: argv,
+            env: env.clone(),
+            cwd: work.to_path_buf(),
+            capture: true,
+        }
+    }
 }

@@ -12,19 +12,19 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::invariants::ms;
 use crate::os::run::{self, Launch, Limits, RunError};
 use crate::os::tracer::TraceSetup;
 use crate::outcome::HarnessKill;
-use crate::scenario::ExitStatus;
 use crate::syscalls::{CallCount, Event, SyscallCensus, SyscallClass, TracedProcess};
+use crate::units::ms;
+use crate::values::ExitStatus;
 
 /// What a traced run of a command showed.
 #[derive(Debug, Serialize)]
 pub struct TraceReport {
     pub command: Vec<String>,
     pub status: ExitStatus,
-    #[serde(with = "crate::report::millis")]
+    #[serde(with = "crate::units::millis")]
     pub duration: Duration,
     /// Set when the command ran past the timeout and was killed.
     pub killed: Option<HarnessKill>,
@@ -33,12 +33,31 @@ pub struct TraceReport {
     pub events_dropped: u64,
 }
 
+/// Why a command could not be traced.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// killpoint itself was asked to stop.
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<RunError> for TraceError {
+    fn from(e: RunError) -> TraceError {
+        match e {
+            RunError::Interrupted => TraceError::Interrupted,
+            e => TraceError::Failed(e.to_string()),
+        }
+    }
+}
+
 /// Runs `command` (program and arguments) once under the tracer, in `cwd`.
 pub fn trace(
     command: &[OsString],
     cwd: PathBuf,
     timeout: Duration,
-) -> Result<TraceReport, RunError> {
+) -> Result<TraceReport, TraceError> {
     let (program, args) = command.split_first().expect("clap requires a command");
     let launch = Launch {
         program: PathBuf::from(program),

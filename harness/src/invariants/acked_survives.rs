@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use super::{Context, Verdict};
-use crate::scenario::Signal;
+use crate::values::Signal;
 
 /// At most this many missing ids are listed in the evidence.
 const LISTED: usize = 10;
@@ -114,10 +114,10 @@ fn span(ids: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
+    use crate::outcome::SurvivorsRead;
     use crate::outcome::{HarnessKill, KillReason};
-    use crate::scenario::Expect;
-    use crate::survivors::SurvivorsRead;
 
     fn judge(outcome: &crate::outcome::Outcome, after_kill: bool) -> Verdict {
         let mut spec = acked_spec();
@@ -138,7 +138,7 @@ mod tests {
     fn stopped(acks: &str, survivors: Result<Vec<&str>, &str>) -> crate::outcome::Outcome {
         let mut o = clean_outcome();
         o.strikes = vec![struck(Signal::SIGTERM, at_ms(40))];
-        o.status = crate::scenario::ExitStatus::Code(14);
+        o.status = crate::values::ExitStatus::Code(14);
         o.stdout.text = acks.into();
         o.survivors = Some(SurvivorsRead {
             from: "store.log".into(),

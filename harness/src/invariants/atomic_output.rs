@@ -77,9 +77,10 @@ fn describe_partial(output: &OutputRecord) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::Outcome;
-    use crate::scenario::{Expect, Signal};
+    use crate::values::Signal;
 
     const GOLDEN: &[u8] = b"{\"items\":[0,1,2,3,4,5,6,7]}";
 
@@ -100,7 +101,7 @@ mod tests {
     fn with_after(found: Option<&[u8]>, prior: Option<&[u8]>) -> Outcome {
         let mut o = clean_outcome();
         o.strikes = vec![struck(Signal::SIGTERM, at_ms(20))];
-        o.status = crate::scenario::ExitStatus::Code(14);
+        o.status = crate::values::ExitStatus::Code(14);
         o.outputs[0].before = FileState::classify(prior, prior, Some(GOLDEN));
         o.outputs[0].after = FileState::classify(found, prior, Some(GOLDEN));
         o

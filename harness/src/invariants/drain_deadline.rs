@@ -1,8 +1,9 @@
 //! `drain-deadline`: from the first strike that reached the target, the whole process tree
 //! is gone within the scenario's `deadline`.
 
-use super::{Context, Verdict, ms};
+use super::{Context, Verdict};
 use crate::outcome::KillReason;
+use crate::units::ms;
 
 pub fn check(ctx: &Context) -> Verdict {
     let Some(deadline) = ctx.expect.deadline else {
@@ -66,9 +67,10 @@ pub fn check(ctx: &Context) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::{HarnessKill, Outcome};
-    use crate::scenario::{Expect, Signal};
+    use crate::values::Signal;
     use std::time::Duration;
 
     fn judge(outcome: &Outcome) -> Verdict {
@@ -136,7 +138,7 @@ mod tests {
             parent,
             command: format!("sup {pid}"),
             threads: 0,
-            status: Some(crate::scenario::ExitStatus::Code(0)),
+            status: Some(crate::values::ExitStatus::Code(0)),
             started_at: at_ms(0),
             exited_at: Some(at_ms(exit)),
             signals: vec![Delivered {

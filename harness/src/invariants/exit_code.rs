@@ -7,9 +7,10 @@
 //! complete and, with `[expect.acked]`, every id the census acknowledged acknowledged
 //! again. A run that reports success must have done what a clean run does.
 
-use super::{Context, Verdict, ms};
+use super::{Context, Verdict};
 use crate::outcome::{FileState, KillReason};
-use crate::scenario::{ExitStatus, Signal};
+use crate::units::ms;
+use crate::values::{ExitStatus, Signal};
 
 pub fn check(ctx: &Context) -> Verdict {
     let (expect, outcome) = (ctx.expect, ctx.outcome);
@@ -73,6 +74,20 @@ pub fn check(ctx: &Context) -> Verdict {
     if strike.signal != Signal::SIGKILL && expect.clean.contains(&status) && unfinished.is_empty() {
         return Verdict::Held;
     }
+    // Unless the tracer saw no process of the tree die of it: then the SIGKILL came as the
+    // main process was already exiting, and hit nothing.
+    let killed_one = outcome
+        .processes
+        .iter()
+        .any(|p| p.status == Some(ExitStatus::Signal(Signal::SIGKILL)));
+    if strike.signal == Signal::SIGKILL
+        && expect.clean.contains(&status)
+        && unfinished.is_empty()
+        && !outcome.processes.is_empty()
+        && !killed_one
+    {
+        return Verdict::Held;
+    }
     let mut evidence = vec![
         format!(
             "{sent}; it ended with {status} at {}",
@@ -106,7 +121,9 @@ fn unfinished_work(ctx: &Context) -> Vec<String> {
         .map(|o| format!("{} is {}", o.path, o.after.name()))
         .collect();
     if let Some(spec) = &ctx.expect.acked {
-        let census = spec.ack.ids(&ctx.census.stdout.text, &ctx.census.marks);
+        let census = spec
+            .ack
+            .ids(&ctx.census.run.stdout.text, &ctx.census.run.marks);
         let acked = spec.ack.ids(&ctx.outcome.stdout.text, &ctx.outcome.marks);
         let acked: std::collections::HashSet<&String> = acked.iter().collect();
         let missing = census.iter().filter(|id| !acked.contains(id)).count();
@@ -134,9 +151,9 @@ fn list(statuses: &[ExitStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::HarnessKill;
-    use crate::scenario::Expect;
 
     fn expect() -> Expect {
         Expect {
@@ -211,7 +228,7 @@ mod tests {
             ..Expect::default()
         };
         let mut c = census(b"{}");
-        c.stdout.text = "ACK 1\nACK 2\nACK 3\n".into();
+        c.run.stdout.text = "ACK 1\nACK 2\nACK 3\n".into();
         let mut o = clean_outcome();
         o.outputs.clear();
         o.strikes = vec![struck(Signal::SIGTERM, at_ms(40))];

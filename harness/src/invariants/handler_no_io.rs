@@ -6,7 +6,8 @@
 //! to pipes and sockets (a self-pipe, a wake-up fd) are the async-signal-safe way to hand
 //! work over and are not counted. By default a finding is a warning.
 
-use super::{Context, Verdict, ms};
+use super::{Context, Verdict};
+use crate::units::ms;
 
 /// How many calls the evidence lists.
 const LISTED: usize = 5;
@@ -46,9 +47,10 @@ pub fn check(ctx: &Context) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::{Expect, Severity};
     use crate::invariants::testing::*;
     use crate::outcome::HandlerIo;
-    use crate::scenario::{Expect, Severity, Signal};
+    use crate::values::Signal;
 
     fn io(call: &str, at: u64) -> HandlerIo {
         HandlerIo {
@@ -97,12 +99,15 @@ mod tests {
         let mut o = clean_outcome();
         o.handler_io = vec![io("write 1 B to a.log", 101)];
         let verdict = |expect: &Expect| {
-            crate::invariants::judge(&Context {
-                expect,
-                census: &c,
-                plan: &p,
-                outcome: &o,
-            })
+            crate::invariants::judge(
+                &Context {
+                    expect,
+                    census: &c,
+                    plan: &p,
+                    outcome: &o,
+                },
+                &[],
+            )
             .into_iter()
             .find(|(n, _)| *n == crate::invariants::InvariantName::HandlerNoIo)
             .map(|(_, v)| v)

@@ -4,8 +4,9 @@
 //! a trailer — appears exactly once: never twice, and once whenever the target finished
 //! its own teardown.
 
-use super::{Context, Verdict, ms};
-use crate::scenario::ExitStatus;
+use super::{Context, Verdict};
+use crate::units::ms;
+use crate::values::ExitStatus;
 
 pub fn check(ctx: &Context) -> Verdict {
     let outcome = ctx.outcome;
@@ -95,9 +96,10 @@ pub fn check(ctx: &Context) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::Outcome;
-    use crate::scenario::{Expect, Signal};
+    use crate::values::Signal;
 
     fn expect() -> Expect {
         #[derive(serde::Deserialize)]

@@ -2,9 +2,40 @@
 //!
 //! Each invariant is a pure function of the case's [`Context`] (expectations, census, plan,
 //! outcome) that returns a [`Verdict`]: no I/O, no clock. One invariant lives in one file,
-//! with unit tests on hand-built outcomes. To add one: write the file, add a variant to
-//! [`InvariantName`], and register it in [`InvariantName::check`] and
-//! [`InvariantName::is_checked_by`].
+//! with unit tests on hand-built outcomes, and is one row of [`BUILT_IN`]: its name, when a
+//! scenario checks it, how to turn it on, whether it only warns, and its check. To add one:
+//! write the file, add its name to [`InvariantName`] (the vocabulary scenario files
+//! spell), and add its row here.
+//!
+//! A user adds a promise of their own with [`Invariant::new`] and
+//! [`Scenario::invariant`](crate::Scenario::invariant): it is judged on every case like
+//! the built-in ones, and named in reports by its own name.
+//!
+//! ```
+//! use std::time::Duration;
+//! use killpoint::{Expect, Invariant, Scenario, ScenarioResult, Signal, Strike, Verdict};
+//!
+//! // The program promises to say goodbye on stdout whenever it is stopped with SIGTERM,
+//! // but it says so only after its work: a strike before then finds no goodbye.
+//! let report = Scenario::command("sh")
+//!     .arg("-c")
+//!     .arg("trap 'exit 14' TERM; i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo goodbye")
+//!     .strike(Strike::after(Duration::ZERO..Duration::from_millis(100)).signal(Signal::SIGTERM))
+//!     .expect(Expect::exit_codes().interrupted([14]))
+//!     .invariant(Invariant::new("says-goodbye", |ctx| {
+//!         if ctx.outcome.stdout.text.contains("goodbye") {
+//!             Verdict::Held
+//!         } else {
+//!             Verdict::violated(vec![format!("stdout: {:?}", ctx.outcome.stdout.text)])
+//!         }
+//!     }))
+//!     .cases(4)
+//!     .run();
+//! assert_eq!(report.result, ScenarioResult::Violated);
+//! let failure = report.failure.unwrap();
+//! assert_eq!(failure.violations[0].0.as_str(), "says-goodbye");
+//! assert_eq!(failure.violations[0].1, ["stdout: \"\""]);
+//! ```
 
 mod acked_survives;
 mod atomic_output;
@@ -20,18 +51,20 @@ mod signal_forwarded;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use no_crash_output::crash_lines;
-
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::census::Census;
+pub use crate::expect::InvariantName;
+use crate::expect::{Expect, Severity};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
-use crate::scenario::{Expect, Severity};
 
-/// What an invariant reads.
+pub(crate) use no_crash_output::crash_lines;
+
+/// What an invariant reads: the judged case's context.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub expect: &'a Expect,
@@ -65,155 +98,189 @@ impl Verdict {
     }
 }
 
-/// The invariants killpoint knows, by the name scenario files use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InvariantName {
-    /// The exit status is one the scenario documents for the situation.
-    ExitCode,
-    /// Each output is absent, its prior content or complete; no temp file is left behind.
-    AtomicOutput,
-    /// From the first strike, the whole tree is gone within the deadline.
-    DrainDeadline,
-    /// No process outlives the target's main process.
-    NoLeftoverProcesses,
-    /// Every acknowledged id is present afterwards.
-    AckedSurvives,
-    /// stderr shows no crash: traceback, panic, segfault, sanitizer report.
-    NoCrashOutput,
-    /// More signals during teardown change nothing; `once` markers appear exactly once.
-    IdempotentTeardown,
-    /// Every child alive at the strike receives a termination signal before its parent
-    /// exits.
-    SignalForwarded,
-    /// Signal handlers write and sync no files.
-    HandlerNoIo,
-    /// The resume command finishes the work as a clean run would.
-    ResumeCompletes,
-    /// No unit of work is reported done twice, in the case or by the resume.
-    NoDuplicateWork,
+/// One built-in invariant: the only place that says what it checks and when.
+pub struct Row {
+    pub name: InvariantName,
+    /// Whether a scenario with these expectations checks it.
+    pub checked_by: fn(&Expect) -> bool,
+    /// What a scenario must declare to have it checked.
+    pub how_to_enable: &'static str,
+    /// Whether a violation is only a warning for this scenario.
+    pub advisory: fn(&Expect) -> bool,
+    pub check: fn(&Context) -> Verdict,
 }
 
-impl InvariantName {
-    pub const ALL: [InvariantName; 11] = [
-        InvariantName::ExitCode,
-        InvariantName::AtomicOutput,
-        InvariantName::DrainDeadline,
-        InvariantName::NoLeftoverProcesses,
-        InvariantName::AckedSurvives,
-        InvariantName::NoCrashOutput,
-        InvariantName::IdempotentTeardown,
-        InvariantName::SignalForwarded,
-        InvariantName::HandlerNoIo,
-        InvariantName::ResumeCompletes,
-        InvariantName::NoDuplicateWork,
-    ];
+fn always(_: &Expect) -> bool {
+    true
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvariantName::ExitCode => "exit-code",
-            InvariantName::AtomicOutput => "atomic-output",
-            InvariantName::DrainDeadline => "drain-deadline",
-            InvariantName::NoLeftoverProcesses => "no-leftover-processes",
-            InvariantName::AckedSurvives => "acked-survives",
-            InvariantName::NoCrashOutput => "no-crash-output",
-            InvariantName::IdempotentTeardown => "idempotent-teardown",
-            InvariantName::SignalForwarded => "signal-forwarded",
-            InvariantName::HandlerNoIo => "handler-no-io",
-            InvariantName::ResumeCompletes => "resume-completes",
-            InvariantName::NoDuplicateWork => "no-duplicate-work",
+fn never(_: &Expect) -> bool {
+    false
+}
+
+/// The built-in invariants, in the order reports list them.
+pub static BUILT_IN: [Row; 11] = [
+    Row {
+        name: InvariantName::ExitCode,
+        checked_by: always,
+        how_to_enable: "always checked",
+        advisory: never,
+        check: exit_code::check,
+    },
+    Row {
+        name: InvariantName::AtomicOutput,
+        checked_by: |e| !e.outputs.is_empty(),
+        how_to_enable: "declare `outputs` in [expect]",
+        advisory: never,
+        check: atomic_output::check,
+    },
+    Row {
+        name: InvariantName::DrainDeadline,
+        checked_by: |e| e.deadline.is_some(),
+        how_to_enable: "declare `deadline` in [expect]",
+        advisory: never,
+        check: drain_deadline::check,
+    },
+    Row {
+        name: InvariantName::NoLeftoverProcesses,
+        checked_by: |e| e.no_leftover_processes,
+        how_to_enable: "set `no_leftover_processes = true` in [expect]",
+        advisory: never,
+        check: no_leftover_processes::check,
+    },
+    Row {
+        name: InvariantName::AckedSurvives,
+        checked_by: |e| e.acked.is_some(),
+        how_to_enable: "declare [expect.acked] with `ack` and `survivors`",
+        advisory: never,
+        check: acked_survives::check,
+    },
+    Row {
+        name: InvariantName::NoCrashOutput,
+        checked_by: |e| e.no_crash_output,
+        how_to_enable: "set `no_crash_output = true` in [expect]",
+        advisory: never,
+        check: no_crash_output::check,
+    },
+    Row {
+        name: InvariantName::IdempotentTeardown,
+        checked_by: |e| e.idempotent_teardown || !e.once.is_empty(),
+        how_to_enable: "set `idempotent_teardown = true` or declare [[expect.once]] markers",
+        advisory: never,
+        check: idempotent_teardown::check,
+    },
+    Row {
+        name: InvariantName::SignalForwarded,
+        checked_by: |e| e.signal_forwarded,
+        how_to_enable: "set `signal_forwarded = true` in [expect]",
+        advisory: never,
+        check: signal_forwarded::check,
+    },
+    Row {
+        name: InvariantName::HandlerNoIo,
+        checked_by: |e| e.handler_io != Severity::Off,
+        how_to_enable: "set `handler_io = \"violation\"` in [expect] (\"warn\" only reports it)",
+        advisory: |e| e.handler_io == Severity::Warn,
+        check: handler_no_io::check,
+    },
+    Row {
+        name: InvariantName::ResumeCompletes,
+        checked_by: |e| e.resume.is_some(),
+        how_to_enable: "declare [expect.resume] with a `command`",
+        advisory: never,
+        check: resume_completes::check,
+    },
+    Row {
+        name: InvariantName::NoDuplicateWork,
+        checked_by: |e| e.work_reports().is_some(),
+        how_to_enable: "declare [expect.resume], with `work` or with [expect.acked]",
+        advisory: never,
+        check: no_duplicate_work::check,
+    },
+];
+
+/// The row of a built-in invariant.
+pub fn row(name: &InvariantName) -> Option<&'static Row> {
+    BUILT_IN.iter().find(|row| row.name == *name)
+}
+
+/// A promise of the user's own: a pure function of the judged case's [`Context`], run on
+/// every case after the built-in invariants and named in reports by its own name.
+#[derive(Clone)]
+pub struct Invariant {
+    name: InvariantName,
+    check: Arc<dyn Fn(&Context) -> Verdict + Send + Sync>,
+}
+
+impl Invariant {
+    /// An invariant named `name` (a word, like the built-in `atomic-output`), checked by
+    /// `check`. Panics if `name` is empty, has whitespace, or is a built-in's name.
+    pub fn new(
+        name: &str,
+        check: impl Fn(&Context) -> Verdict + Send + Sync + 'static,
+    ) -> Invariant {
+        assert!(
+            !name.is_empty() && !name.contains(char::is_whitespace),
+            "Invariant::new(`{name}`): a name is one word, e.g. \"says-goodbye\""
+        );
+        assert!(
+            InvariantName::built_in(name).is_none(),
+            "Invariant::new(`{name}`): that is a built-in invariant's name; choose another"
+        );
+        Invariant {
+            name: InvariantName::Custom(name.to_string()),
+            check: Arc::new(check),
         }
     }
 
-    /// Whether a scenario with these expectations checks this invariant.
-    pub fn is_checked_by(self, expect: &Expect) -> bool {
-        match self {
-            InvariantName::ExitCode => true,
-            InvariantName::AtomicOutput => !expect.outputs.is_empty(),
-            InvariantName::DrainDeadline => expect.deadline.is_some(),
-            InvariantName::NoLeftoverProcesses => expect.no_leftover_processes,
-            InvariantName::AckedSurvives => expect.acked.is_some(),
-            InvariantName::NoCrashOutput => expect.no_crash_output,
-            InvariantName::IdempotentTeardown => {
-                expect.idempotent_teardown || !expect.once.is_empty()
-            }
-            InvariantName::SignalForwarded => expect.signal_forwarded,
-            InvariantName::HandlerNoIo => expect.handler_io != Severity::Off,
-            InvariantName::ResumeCompletes => expect.resume.is_some(),
-            InvariantName::NoDuplicateWork => expect.work_reports().is_some(),
-        }
-    }
-
-    /// Whether a violation of it is only a warning for this scenario.
-    pub fn is_advisory(self, expect: &Expect) -> bool {
-        self == InvariantName::HandlerNoIo && expect.handler_io == Severity::Warn
-    }
-
-    /// What a scenario must declare to have this invariant checked.
-    pub fn how_to_enable(self) -> &'static str {
-        match self {
-            InvariantName::ExitCode => "always checked",
-            InvariantName::AtomicOutput => "declare `outputs` in [expect]",
-            InvariantName::DrainDeadline => "declare `deadline` in [expect]",
-            InvariantName::NoLeftoverProcesses => "set `no_leftover_processes = true` in [expect]",
-            InvariantName::AckedSurvives => "declare [expect.acked] with `ack` and `survivors`",
-            InvariantName::NoCrashOutput => "set `no_crash_output = true` in [expect]",
-            InvariantName::IdempotentTeardown => {
-                "set `idempotent_teardown = true` or declare [[expect.once]] markers"
-            }
-            InvariantName::SignalForwarded => "set `signal_forwarded = true` in [expect]",
-            InvariantName::HandlerNoIo => {
-                "set `handler_io = \"violation\"` in [expect] (\"warn\" only reports it)"
-            }
-            InvariantName::ResumeCompletes => "declare [expect.resume] with a `command`",
-            InvariantName::NoDuplicateWork => {
-                "declare [expect.resume], with `work` or with [expect.acked]"
-            }
-        }
-    }
-
-    pub fn check(self, ctx: &Context) -> Verdict {
-        match self {
-            InvariantName::ExitCode => exit_code::check(ctx),
-            InvariantName::AtomicOutput => atomic_output::check(ctx),
-            InvariantName::DrainDeadline => drain_deadline::check(ctx),
-            InvariantName::NoLeftoverProcesses => no_leftover_processes::check(ctx),
-            InvariantName::AckedSurvives => acked_survives::check(ctx),
-            InvariantName::NoCrashOutput => no_crash_output::check(ctx),
-            InvariantName::IdempotentTeardown => idempotent_teardown::check(ctx),
-            InvariantName::SignalForwarded => signal_forwarded::check(ctx),
-            InvariantName::HandlerNoIo => handler_no_io::check(ctx),
-            InvariantName::ResumeCompletes => resume_completes::check(ctx),
-            InvariantName::NoDuplicateWork => no_duplicate_work::check(ctx),
-        }
+    pub fn name(&self) -> &InvariantName {
+        &self.name
     }
 }
 
-impl fmt::Display for InvariantName {
+impl fmt::Debug for Invariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        write!(f, "Invariant({})", self.name)
     }
 }
 
-/// Every invariant the scenario checks, judged on one case. An advisory invariant's
-/// violation becomes a warning.
-pub fn judge(ctx: &Context) -> Vec<(InvariantName, Verdict)> {
-    InvariantName::ALL
-        .into_iter()
-        .filter(|name| name.is_checked_by(ctx.expect))
-        .map(|name| {
-            let verdict = match name.check(ctx) {
-                Verdict::Violated { evidence } if name.is_advisory(ctx.expect) => {
+/// The invariants a scenario with these expectations and these invariants of its own
+/// checks, in the order reports list them.
+pub fn checked(expect: &Expect, own: &[Invariant]) -> Vec<InvariantName> {
+    BUILT_IN
+        .iter()
+        .filter(|row| (row.checked_by)(expect))
+        .map(|row| row.name.clone())
+        .chain(own.iter().map(|i| i.name.clone()))
+        .collect()
+}
+
+/// Whether a scenario checks the invariant `name`, or else what it must declare to.
+pub fn is_checked(name: &InvariantName, expect: &Expect, own: &[Invariant]) -> Result<(), String> {
+    match row(name) {
+        Some(row) if (row.checked_by)(expect) => Ok(()),
+        Some(row) => Err(row.how_to_enable.to_string()),
+        None if own.iter().any(|i| i.name == *name) => Ok(()),
+        None => Err("add it with `Scenario::invariant`".to_string()),
+    }
+}
+
+/// Every invariant the scenario checks, judged on one case: the built-in rows its
+/// expectations turn on, then its own. An advisory invariant's violation becomes a
+/// warning.
+pub fn judge(ctx: &Context, own: &[Invariant]) -> Vec<(InvariantName, Verdict)> {
+    let built_in = BUILT_IN
+        .iter()
+        .filter(|row| (row.checked_by)(ctx.expect))
+        .map(|row| {
+            let verdict = match (row.check)(ctx) {
+                Verdict::Violated { evidence } if (row.advisory)(ctx.expect) => {
                     Verdict::Warned { evidence }
                 }
                 verdict => verdict,
             };
-            (name, verdict)
-        })
-        .collect()
-}
-
-/// Milliseconds with one decimal, for evidence lines.
-pub(crate) fn ms(d: std::time::Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+            (row.name.clone(), verdict)
+        });
+    let own = own.iter().map(|i| (i.name.clone(), (i.check)(ctx)));
+    built_in.chain(own).collect()
 }

@@ -65,7 +65,7 @@ pub fn check(ctx: &Context) -> Verdict {
 
 /// The numbers (from 1) of the lines of `text` that match a crash signature or one of
 /// `extra`.
-pub fn crash_lines(text: &str, extra: &[crate::scenario::Pattern]) -> Vec<usize> {
+pub fn crash_lines(text: &str, extra: &[crate::expect::Pattern]) -> Vec<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| {
@@ -96,8 +96,8 @@ fn quoted(text: &str, found: &[usize]) -> Vec<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
-    use crate::scenario::Expect;
 
     fn judge(stderr: &str, expect: &Expect) -> Verdict {
         let (c, p) = (census(b""), no_plan());

@@ -86,9 +86,10 @@ fn listed(ids: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::{Capture, Mark, ResumeRecord};
-    use crate::scenario::{ExitStatus, Expect, Signal};
+    use crate::values::{ExitStatus, Signal};
 
     fn expect(work: &str) -> Expect {
         let text = format!(

@@ -23,9 +23,9 @@ pub fn check(ctx: &Context) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::ProcessInfo;
-    use crate::scenario::Expect;
 
     #[test]
     fn a_child_outliving_its_parent_is_named() {

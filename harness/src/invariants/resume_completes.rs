@@ -17,7 +17,7 @@ pub fn check(ctx: &Context) -> Verdict {
     if let Some(kill) = &resume.killed {
         evidence.push(format!(
             "the resume did not finish: killed after {}",
-            super::ms(kill.at)
+            crate::units::ms(kill.at)
         ));
     } else if !ctx.expect.clean.contains(&resume.status) {
         evidence.push(format!(
@@ -70,9 +70,10 @@ fn stderr_lines(stderr: &Capture) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::{Difference, HarnessKill, KillReason, OutputRecord, ResumeRecord};
-    use crate::scenario::{ExitStatus, Expect};
+    use crate::values::ExitStatus;
 
     fn resumed(status: ExitStatus, after: FileState) -> ResumeRecord {
         ResumeRecord {
@@ -150,7 +151,7 @@ mod tests {
             r#"after the resume, out.json is 5 bytes, differing from the uninterrupted run's 5 at byte 2: found `c\"}`, expected `b\"}` (the case left it partial)"#
         );
         let mut killed = resumed(
-            ExitStatus::Signal(crate::scenario::Signal::SIGKILL),
+            ExitStatus::Signal(crate::values::Signal::SIGKILL),
             FileState::Absent,
         );
         killed.killed = Some(HarnessKill {

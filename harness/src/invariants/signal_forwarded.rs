@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
-use super::{Context, Verdict, ms};
-use crate::scenario::{ExitStatus, Signal};
+use super::{Context, Verdict};
 use crate::syscalls::TracedProcess;
+use crate::units::ms;
+use crate::values::{ExitStatus, Signal};
 
 /// The signals that ask a process to end.
 const TERMINATION: [Signal; 4] = [
@@ -88,9 +89,9 @@ fn told_to_end(child: &TracedProcess, from: Duration, parent_exit: Duration) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::Expect;
     use crate::invariants::testing::*;
     use crate::outcome::Outcome;
-    use crate::scenario::Expect;
     use crate::syscalls::Delivered;
 
     fn process(pid: i32, parent: Option<i32>, exit_ms: u64, status: ExitStatus) -> TracedProcess {

@@ -1,12 +1,13 @@
 //! Hand-built outcomes for the invariants' unit tests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::census::{Census, Golden};
 use crate::outcome::{Capture, FileState, Outcome, OutputRecord, StrikeRecord, Tracking};
 use crate::plan::{Clock, Plan, Point};
-use crate::scenario::{ExitStatus, Recipient, Signal};
+use crate::strike::Recipient;
+use crate::values::{ExitStatus, Signal};
 
 pub fn at_ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -14,29 +15,13 @@ pub fn at_ms(n: u64) -> Duration {
 
 /// A census that wrote `out.json` with `golden` and exited 0 after 100 ms.
 pub fn census(golden: &[u8]) -> Census {
-    let mut outputs = BTreeMap::new();
-    outputs.insert(
+    let mut census = Census::of(clean_outcome());
+    census.golden.insert(
         "out.json".parse().unwrap(),
         Some(Golden::new(golden.to_vec())),
     );
-    Census {
-        status: ExitStatus::Code(0),
-        duration: at_ms(100),
-        handlers: BTreeMap::new(),
-        golden: outputs,
-        files_after: BTreeSet::from(["out.json".to_string()]),
-        leftovers: vec![],
-        stdout: Capture::default(),
-        stderr: Capture::default(),
-        survivors: None,
-        syscalls: None,
-        events: vec![],
-        marker_files: BTreeMap::new(),
-        mark_counts: BTreeMap::new(),
-        marks: vec![],
-        resume: None,
-        untraced: None,
-    }
+    census.files_after.insert("out.json".to_string());
+    census
 }
 
 /// An outcome in which nothing was struck and the target exited 0 at 100 ms, its tree
@@ -90,10 +75,10 @@ pub fn no_plan() -> Plan {
 
 /// `[expect.acked]` with `ACK <n>` lines on stdout and survivors one per line in
 /// `store.log`.
-pub fn acked_spec() -> crate::scenario::AckedSpec {
+pub fn acked_spec() -> crate::expect::AckedSpec {
     #[derive(serde::Deserialize)]
     struct Wrap {
-        acked: crate::scenario::AckedSpec,
+        acked: crate::expect::AckedSpec,
     }
     let text = r#"acked = { ack = '^ACK (\d+)$', survivors = { file = "store.log" } }"#;
     toml::from_str::<Wrap>(text).unwrap().acked

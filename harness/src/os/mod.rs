@@ -1,14 +1,19 @@
-//! The only layer that touches the OS: spawning targets, delivering signals, watching
-//! process trees, sandboxes. Everything above it is plain data in, data out.
+//! The only layer that touches the OS: spawning targets and every other child of the harness,
+//! delivering signals, watching process trees, sandboxes. Everything above it is plain data
+//! in, data out.
 
 pub mod cgroup;
+mod children;
+pub(crate) mod command;
 pub mod interrupt;
+mod pipes;
 pub mod probe;
 pub mod procfs;
 pub mod run;
 pub mod sandbox;
 pub mod seccomp;
 pub mod tracer;
+mod tree;
 
 use std::os::fd::AsFd;
 

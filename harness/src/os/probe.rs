@@ -16,8 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
-/// The environment variable that names the target's end of the socket.
-pub const PROBE_FD_VAR: &str = "KILLPOINT_PROBE_FD";
+pub use crate::outcome::PROBE_FD_VAR;
 
 /// A mark line longer than this is cut: marks are names, not payloads.
 const LINE_LIMIT: usize = 4096;

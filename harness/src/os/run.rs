@@ -19,9 +19,10 @@
 //! One thread runs one case and waits only on its own children (pidfds, never
 //! `waitpid(-1)`), so cases can run in parallel threads. Orphans re-parented to the
 //! harness (it is a child subreaper) are reaped by [`reap_orphans`], which skips the
-//! direct children that case threads are still waiting on.
+//! direct children that threads of the harness are still waiting on (see
+//! [`super::children`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -31,22 +32,22 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, poll};
+use rustix::event::PollFlags;
 use rustix::process::{Pid, WaitId, WaitIdOptions, pidfd_open, pidfd_send_signal, waitid};
-use rustix::time::Timespec;
 
 use super::cgroup::CaseCgroup;
+use super::children::{deregister, reap_orphans};
+use super::pipes::{CAPTURE_LIMIT, Pipe, wait_io};
 use super::probe::{self, Probe};
+use super::procfs;
 use super::tracer::{self, Link, TraceLog, TraceSetup};
-use super::{interrupt, procfs};
+use super::tree::Tree;
 use crate::outcome::{
     Capture, HarnessKill, KillReason, MARK_CAP, Mark, ProcessInfo, StrikeRecord, Tracking,
 };
-use crate::plan::{Clock, Point, Strike};
-use crate::scenario::{ExitStatus, Recipient, Signal};
-
-/// How much of stdout and of stderr is kept; the rest is counted.
-pub const CAPTURE_LIMIT: usize = 1 << 20;
+use crate::plan::{Clock, PlannedStrike as Strike, Point};
+use crate::strike::Recipient;
+use crate::values::{ExitStatus, Signal};
 
 /// How often `/proc/PID/status` is read while waiting for a handler to appear.
 const HANDLER_POLL: Duration = Duration::from_micros(200);
@@ -118,46 +119,8 @@ pub enum RunError {
     Os(#[from] io::Error),
 }
 
-/// The harness's direct children that case threads are waiting on: orphan reaping must
-/// leave them alone. Held across spawn so that a child is registered before anyone can
-/// see it exit.
-static DIRECT_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-
-/// Makes the harness the reaper of its targets' orphans, so a daemonizing target's
-/// grandchildren are re-parented to it rather than to init, and stay visible.
-pub fn become_subreaper() {
-    let _ = rustix::process::set_child_subreaper(Some(
-        Pid::from_raw(std::process::id() as i32).unwrap(),
-    ));
-}
-
-/// Spawns `command`, registering the child before anyone can see it exit.
-pub(crate) fn spawn_registered(command: &mut Command) -> io::Result<std::process::Child> {
-    let mut children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-    let child = command.spawn()?;
-    children.insert(child.id() as i32);
-    Ok(child)
-}
-
-/// Reaps zombies re-parented to the harness that no case thread is waiting on.
-pub fn reap_orphans() {
-    let me = std::process::id() as i32;
-    let children = DIRECT_CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-    for pid in procfs::all_pids() {
-        if let Some(stat) = procfs::stat(pid)
-            && stat.ppid == me
-            && stat.state == 'Z'
-            && !children.contains(&pid)
-            // A traced zombie is its tracer's to wait for first.
-            && procfs::tracer_pid(pid) == Some(0)
-        {
-            let _ = nix::sys::wait::waitpid(
-                nix::unistd::Pid::from_raw(pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            );
-        }
-    }
-}
+pub use super::children::become_subreaper;
+pub(crate) use super::children::spawn_registered;
 
 /// Runs `launch` once, delivering `plan` (in order), and watching for handlers of
 /// `watch_handlers` (the census uses this to learn when the target can catch signals).
@@ -265,8 +228,7 @@ pub fn run(
     .into_iter()
     .flatten()
     {
-        rustix::io::ioctl_fionbio(&fd, true).map_err(io::Error::from)?;
-        pipes.push(Pipe::new(fd));
+        pipes.push(Pipe::new(fd, CAPTURE_LIMIT)?);
     }
 
     let mut state = State {
@@ -299,10 +261,7 @@ pub fn run(
             (log.main_status, Some(log))
         }
     };
-    DIRECT_CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid);
+    deregister(pid);
     reap_orphans();
     let ended = result?;
     let mut pipes = std::mem::take(&mut state.pipes).into_iter();
@@ -344,228 +303,6 @@ fn record(strike: &Strike) -> StrikeRecord {
         caught: false,
         hit: None,
     }
-}
-
-/// The processes of one case.
-struct Tree {
-    cgroup: Option<CaseCgroup>,
-    /// `KILLPOINT_CASE=…`, found in the environment of every descendant that kept it.
-    marker: String,
-    /// The main process; it leads the case's process group, so this is also its pgid.
-    main: i32,
-    /// With the tracer: it knows every process of the tree, wherever it went.
-    link: Option<Arc<Link>>,
-}
-
-impl Tree {
-    /// The live processes of the tree other than the main process.
-    fn others(&self) -> Vec<i32> {
-        let live = |s: &procfs::Stat| s.pid != self.main && s.state != 'Z' && s.state != 'X';
-        let mut found: Vec<i32> = match &self.cgroup {
-            Some(cgroup) => cgroup
-                .pids()
-                .into_iter()
-                .filter(|&pid| procfs::stat(pid).is_some_and(|s| live(&s)))
-                .collect(),
-            None => procfs::all_pids()
-                .into_iter()
-                .filter_map(procfs::stat)
-                .filter(|s| live(s) && self.belongs(s))
-                .map(|s| s.pid)
-                .collect(),
-        };
-        if let Some(link) = &self.link {
-            for pid in link.tracees() {
-                if !found.contains(&pid) && procfs::stat(pid).is_some_and(|s| live(&s)) {
-                    found.push(pid);
-                }
-            }
-        }
-        found
-    }
-
-    /// Without a cgroup: whether a process is one of this case's, by its process group,
-    /// its parent or the case's environment marker.
-    fn belongs(&self, stat: &procfs::Stat) -> bool {
-        let harness = std::process::id() as i32;
-        for _ in 0..EXEC_REREADS {
-            let marker = || procfs::environ_has(stat.pid, &self.marker);
-            match membership(stat, self.main, harness, marker) {
-                Membership::Member => return true,
-                Membership::Stranger => return false,
-                Membership::AskAgain => std::thread::sleep(EXEC_REREAD_PAUSE),
-            }
-        }
-        false
-    }
-
-    fn kill(&self, main: &OwnedFd) {
-        let _ = pidfd_send_signal(main, rustix::process::Signal::KILL);
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.kill();
-        }
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(self.main),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        for pid in self.others() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-
-    /// Waits until the tree is empty or `until`; returns whether it emptied.
-    fn wait_empty(&self, until: Instant, state: &mut State) -> Result<bool, RunError> {
-        let events = self.cgroup.as_ref().and_then(|c| c.events_file());
-        loop {
-            if self.others().is_empty() {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(false);
-            }
-            // With a cgroup, `cgroup.events` wakes us when it empties; without one, look
-            // again every few milliseconds.
-            let wait = (until - now).min(if events.is_some() {
-                Duration::from_millis(100)
-            } else {
-                Duration::from_millis(5)
-            });
-            let extras: Vec<(BorrowedFd, PollFlags)> =
-                events.iter().map(|f| (f.as_fd(), PollFlags::PRI)).collect();
-            if state.wait(wait, &extras, false)? {
-                return Err(RunError::Interrupted);
-            }
-        }
-    }
-}
-
-/// How often, and how far apart, the environment of an adopted orphan caught inside
-/// `execve` is read again: the window lasts microseconds, so 20 ms is ample even on a
-/// loaded machine, and only such orphans ever wait.
-const EXEC_REREADS: usize = 100;
-const EXEC_REREAD_PAUSE: Duration = Duration::from_micros(200);
-
-#[derive(Debug, PartialEq, Eq)]
-enum Membership {
-    Member,
-    Stranger,
-    /// Cannot tell yet: read the environment again.
-    AskAgain,
-}
-
-/// Decides whether a process found in `/proc` belongs to the case led by `main`, for a
-/// harness (a child subreaper) with pid `harness`. `marker` reads whether the process's
-/// environment holds the case marker (`None`: it reads as empty).
-fn membership(
-    stat: &procfs::Stat,
-    main: i32,
-    harness: i32,
-    marker: impl FnOnce() -> Option<bool>,
-) -> Membership {
-    if stat.pgid == main || stat.ppid == main {
-        return Membership::Member;
-    }
-    match marker() {
-        Some(true) => Membership::Member,
-        Some(false) => Membership::Stranger,
-        // An orphan adopted by the harness is a descendant of some case; with an empty
-        // environment it is most likely inside `execve` (a daemon exec'ing right after
-        // `setsid`), and its environment is back within microseconds.
-        None if stat.ppid == harness => Membership::AskAgain,
-        // A kernel thread, or a process of someone else started with no environment.
-        None => Membership::Stranger,
-    }
-}
-
-struct Pipe {
-    fd: Option<OwnedFd>,
-    kept: Vec<u8>,
-    total: u64,
-}
-
-impl Pipe {
-    fn new(fd: OwnedFd) -> Pipe {
-        Pipe {
-            fd: Some(fd),
-            kept: Vec::new(),
-            total: 0,
-        }
-    }
-
-    /// Reads what is available; closes the pipe at end of file.
-    fn drain(&mut self) {
-        let mut buf = [0u8; 65536];
-        loop {
-            let Some(fd) = &self.fd else { return };
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => {
-                    self.fd = None;
-                    return;
-                }
-                Ok(n) => {
-                    self.total += n as u64;
-                    let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
-                    self.kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(_) => return, // EAGAIN: nothing more for now
-            }
-        }
-    }
-
-    fn capture(self) -> Capture {
-        Capture {
-            text: String::from_utf8_lossy(&self.kept).into_owned(),
-            total_bytes: self.total,
-        }
-    }
-}
-
-/// Polls the pipes (and `extras`) for up to `wait`, reading what arrives. Returns true
-/// when the harness itself was asked to stop.
-fn wait_io(
-    pipes: &mut [Pipe],
-    wait: Duration,
-    extras: &[(BorrowedFd, PollFlags)],
-) -> Result<bool, RunError> {
-    let mut fds = vec![PollFd::from_borrowed_fd(interrupt::fd(), PollFlags::IN)];
-    for &(fd, flags) in extras {
-        fds.push(PollFd::from_borrowed_fd(fd, flags));
-    }
-    let first_pipe = fds.len();
-    let open: Vec<usize> = (0..pipes.len())
-        .filter(|&i| pipes[i].fd.is_some())
-        .collect();
-    for &i in &open {
-        fds.push(PollFd::new(
-            pipes[i].fd.as_ref().expect("open pipe"),
-            PollFlags::IN,
-        ));
-    }
-    let timeout = Timespec {
-        tv_sec: wait.as_secs() as i64,
-        tv_nsec: wait.subsec_nanos() as i64,
-    };
-    match poll(&mut fds, Some(&timeout)) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => {}
-        Err(e) => return Err(RunError::Os(e.into())),
-    }
-    let interrupted = !fds[0].revents().is_empty();
-    let ready: Vec<usize> = open
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| !fds[first_pipe + k].revents().is_empty())
-        .map(|(_, &i)| i)
-        .collect();
-    drop(fds);
-    for i in ready {
-        pipes[i].drain();
-    }
-    Ok(interrupted)
 }
 
 struct State {
@@ -779,7 +516,8 @@ impl State {
             } else {
                 match self.drain_bound(limits) {
                     Some(bound) => {
-                        if tree.wait_empty(self.start + bound, self)? {
+                        let until = self.start + bound;
+                        if tree.wait_empty(until, |d, extras| self.wait(d, extras, false))? {
                             tree_gone_at = Some(self.now());
                         } else {
                             tree.kill(&self.pidfd);
@@ -800,8 +538,11 @@ impl State {
             }
         }
         // Phase 3: make sure everything is gone, then read the pipes to their end.
-        if killed.is_some() && !tree.wait_empty(Instant::now() + Duration::from_secs(10), self)? {
-            tree.kill(&self.pidfd);
+        if killed.is_some() {
+            let until = Instant::now() + Duration::from_secs(10);
+            if !tree.wait_empty(until, |d, extras| self.wait(d, extras, false))? {
+                tree.kill(&self.pidfd);
+            }
         }
         let until = Instant::now() + Duration::from_secs(2);
         while self.pipes.iter().any(|p| p.fd.is_some()) && Instant::now() < until {
@@ -919,67 +660,5 @@ impl State {
                 Err(_) => return None,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stat(pgid: i32, ppid: i32) -> procfs::Stat {
-        procfs::Stat {
-            pid: 500,
-            state: 'S',
-            ppid,
-            pgid,
-        }
-    }
-
-    const MAIN: i32 = 100;
-    const HARNESS: i32 = 10;
-
-    #[test]
-    fn the_process_group_and_the_children_of_main_belong_without_reading_the_environment() {
-        let unread = || panic!("the environment is not read");
-        assert_eq!(
-            membership(&stat(MAIN, 1), MAIN, HARNESS, unread),
-            Membership::Member
-        );
-        assert_eq!(
-            membership(&stat(7, MAIN), MAIN, HARNESS, unread),
-            Membership::Member
-        );
-    }
-
-    #[test]
-    fn elsewhere_the_environment_marker_decides() {
-        let s = stat(7, 1);
-        assert_eq!(
-            membership(&s, MAIN, HARNESS, || Some(true)),
-            Membership::Member
-        );
-        assert_eq!(
-            membership(&s, MAIN, HARNESS, || Some(false)),
-            Membership::Stranger
-        );
-    }
-
-    #[test]
-    fn an_adopted_orphan_with_no_environment_yet_is_asked_again_and_others_are_not() {
-        // Mid-execve after setsid: adopted by the harness, environment not laid out yet.
-        let adopted = stat(7, HARNESS);
-        assert_eq!(
-            membership(&adopted, MAIN, HARNESS, || None),
-            Membership::AskAgain
-        );
-        // A kernel thread (parent kthreadd) or a stranger with an empty environment.
-        assert_eq!(
-            membership(&stat(0, 2), MAIN, HARNESS, || None),
-            Membership::Stranger
-        );
-        assert_eq!(
-            membership(&stat(7, 1), MAIN, HARNESS, || None),
-            Membership::Stranger
-        );
     }
 }

@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::scenario::WorkPath;
+use crate::values::WorkPath;
 
 #[derive(Debug)]
 pub struct Sandbox {

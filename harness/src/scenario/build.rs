@@ -56,9 +56,9 @@ use std::time::Duration;
 use super::{
     AckedSpec, Arg, ArgPart, DelayRange, ExitStatus, Expect, Nth, NthBound, OnceSpec, PathGlob,
     Pattern, PointSpec, ProbePoint, Recipient, ResumeSpec, Scenario, Severity, ShrinkBudget,
-    Signal, SignalSet, StrikeSpec, SyscallPoint, WorkPath,
+    Signal, SignalSet, Strike, SyscallPoint, WorkPath,
 };
-use crate::invariants::InvariantName;
+use crate::invariants::{Invariant, InvariantName};
 use crate::syscalls::{SyscallClass, When, Whens};
 
 /// Parses a builder argument, or panics saying which method was given what.
@@ -105,6 +105,7 @@ impl Scenario {
             strikes: Vec::new(),
             expect: Expect::default(),
             source: None,
+            invariants: Vec::new(),
         }
     }
 
@@ -185,8 +186,16 @@ impl Scenario {
         self
     }
 
+    /// Adds a promise of the user's own ([`Invariant::new`]), judged on every case after
+    /// the built-in invariants and reported under its own name;
+    /// `Expect::violation(InvariantName::Custom(…))` may name it as a planted bug.
+    pub fn invariant(mut self, invariant: Invariant) -> Scenario {
+        self.invariants.push(invariant);
+        self
+    }
+
     /// A `[[strike]]` entry: each case picks one entry, one of its signals and one point.
-    pub fn strike(mut self, strike: StrikeSpec) -> Scenario {
+    pub fn strike(mut self, strike: Strike) -> Scenario {
         self.strikes.push(strike);
         self
     }
@@ -198,9 +207,9 @@ impl Scenario {
     }
 }
 
-impl StrikeSpec {
-    fn at(at: PointSpec) -> StrikeSpec {
-        StrikeSpec {
+impl Strike {
+    fn at(at: PointSpec) -> Strike {
+        Strike {
             signal: SignalSet(Vec::new()),
             at,
             to: Recipient::Process,
@@ -208,15 +217,15 @@ impl StrikeSpec {
     }
 
     /// A strike at a random moment of the uninterrupted run's span: `at = {}`.
-    pub fn during_run() -> StrikeSpec {
-        StrikeSpec::at(PointSpec::default())
+    pub fn during_run() -> Strike {
+        Strike::at(PointSpec::default())
     }
 
     /// A strike after a delay drawn from `delays`, counted from the moment the target has
     /// a handler for the strike's signal (from spawn if the uninterrupted run never
     /// installed one): `at = { after = "…" }`.
-    pub fn after(delays: impl Into<DelayRange>) -> StrikeSpec {
-        StrikeSpec::at(PointSpec::Delay {
+    pub fn after(delays: impl Into<DelayRange>) -> Strike {
+        Strike::at(PointSpec::Delay {
             after: Some(delays.into()),
             after_handler: None,
         })
@@ -224,16 +233,16 @@ impl StrikeSpec {
 
     /// A strike at a random moment after the target installs its handler for `signal`:
     /// `at = { after_handler = "SIGTERM" }`.
-    pub fn after_handler(signal: Signal) -> StrikeSpec {
-        StrikeSpec::at(PointSpec::Delay {
+    pub fn after_handler(signal: Signal) -> Strike {
+        Strike::at(PointSpec::Delay {
             after: None,
             after_handler: Some(signal),
         })
     }
 
     /// A strike at the entry of any call of a syscall class: `at = { syscall = "write" }`.
-    pub fn syscall(class: SyscallClass) -> StrikeSpec {
-        StrikeSpec::at(PointSpec::Syscall(SyscallPoint {
+    pub fn syscall(class: SyscallClass) -> Strike {
+        Strike::at(PointSpec::Syscall(SyscallPoint {
             syscall: class,
             path: None,
             nth: Nth::default(),
@@ -242,15 +251,15 @@ impl StrikeSpec {
     }
 
     /// A strike at any probe mark of a name: `at = { probe = "flush-begin" }`.
-    pub fn probe(name: impl Into<String>) -> StrikeSpec {
-        StrikeSpec::at(PointSpec::Probe(ProbePoint {
+    pub fn probe(name: impl Into<String>) -> Strike {
+        Strike::at(PointSpec::Probe(ProbePoint {
             name: name.into(),
             nth: Nth::default(),
         }))
     }
 
     /// Only calls naming a file that matches the glob (sandbox-relative): `path = "…"`.
-    pub fn path(mut self, glob: &str) -> StrikeSpec {
+    pub fn path(mut self, glob: &str) -> Strike {
         let PointSpec::Syscall(point) = &mut self.at else {
             panic!("killpoint: .path({glob:?}) belongs to a syscall strike");
         };
@@ -260,7 +269,7 @@ impl StrikeSpec {
 
     /// Which of the matching calls or marks, counted from 1: `3`, `2..`, `2..=5`,
     /// [`Nth::last`].
-    pub fn nth(mut self, nth: impl Into<Nth>) -> StrikeSpec {
+    pub fn nth(mut self, nth: impl Into<Nth>) -> Strike {
         match &mut self.at {
             PointSpec::Syscall(point) => point.nth = nth.into(),
             PointSpec::Probe(point) => point.nth = nth.into(),
@@ -273,13 +282,13 @@ impl StrikeSpec {
 
     /// The side of the call to strike at: its entry (the default), before the call runs,
     /// or its exit, after it returned: `when = "exit"`.
-    pub fn when(mut self, when: When) -> StrikeSpec {
+    pub fn when(mut self, when: When) -> Strike {
         self.syscall_point("when").when = Whens::one(when);
         self
     }
 
     /// Either side of the call, each case choosing: `when = "both"`.
-    pub fn either_side(mut self) -> StrikeSpec {
+    pub fn either_side(mut self) -> Strike {
         self.syscall_point("either_side").when = Whens::new(vec![When::Entry, When::Exit]);
         self
     }
@@ -292,7 +301,7 @@ impl StrikeSpec {
     }
 
     /// The signals a case picks one of.
-    pub fn signals(mut self, signals: impl IntoIterator<Item = Signal>) -> StrikeSpec {
+    pub fn signals(mut self, signals: impl IntoIterator<Item = Signal>) -> Strike {
         for signal in signals {
             if !self.signal.0.contains(&signal) {
                 self.signal.0.push(signal);
@@ -302,13 +311,13 @@ impl StrikeSpec {
     }
 
     /// One signal to add to those a case picks from.
-    pub fn signal(self, signal: Signal) -> StrikeSpec {
+    pub fn signal(self, signal: Signal) -> Strike {
         self.signals([signal])
     }
 
     /// Send to the target's whole process group (as Ctrl-C in a terminal does), not only
     /// the target process: `to = "group"`.
-    pub fn to_group(mut self) -> StrikeSpec {
+    pub fn to_group(mut self) -> Strike {
         self.to = Recipient::Group;
         self
     }
@@ -674,5 +683,5 @@ mod tests {
     }
 
     use super::super::Invalid;
-    use super::StrikeSpec as Strike;
+    use super::Strike;
 }

@@ -4,11 +4,7 @@
 //! loads into [`Scenario`]; every key is checked, and a mistake is reported with the file,
 //! line, column and key ([`ScenarioError`]).
 
-mod acked;
 pub mod build;
-mod resume;
-mod teardown;
-mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,17 +13,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use acked::{AckedSpec, IdReader, Pattern, Reports, SurvivorSource, Survivors};
-pub use build::{ExitCodes, Expectation};
-pub use resume::ResumeSpec;
-pub use teardown::{MarkerSource, OnceSpec, Severity};
-pub use values::{
+pub use crate::expect::{
+    AckedSpec, Expect, IdReader, MarkerSource, OnceSpec, Pattern, Reports, ResumeSpec, Severity,
+    SurvivorSource, Survivors,
+};
+pub use crate::strike::{PointSpec, ProbePoint, Recipient, Strike, SyscallPoint};
+pub use crate::values::{
     Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
     format_duration, parse_duration,
 };
+pub use build::{ExitCodes, Expectation};
 
-use crate::invariants::InvariantName;
-use crate::syscalls::{ClassSet, SyscallClass, When, Whens};
+use crate::invariants::{self, Invariant};
+use crate::strike::RawPoint;
+use crate::syscalls::{ClassSet, SyscallClass};
+use crate::values;
 
 /// What to run, which strikes may hit it, and what must hold afterwards.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,12 +69,16 @@ pub struct Scenario {
     pub shrink: ShrinkBudget,
     /// The strike space: each case picks one entry, one of its signals and one point.
     #[serde(rename = "strike", default)]
-    pub strikes: Vec<StrikeSpec>,
+    pub strikes: Vec<Strike>,
     #[serde(default)]
     pub expect: Expect,
     /// The file the scenario was loaded from (set by [`Scenario::load`]).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Promises of the user's own, judged on every case after the built-in invariants
+    /// ([`Scenario::invariant`]); a file cannot declare them.
+    #[serde(skip)]
+    pub invariants: Vec<Invariant>,
 }
 
 fn default_timeout() -> Duration {
@@ -145,354 +149,6 @@ fn non_empty_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arg>,
         ));
     }
     Ok(command)
-}
-
-/// One `[[strike]]` entry: which signals, at which point, to whom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StrikeSpec {
-    /// The signal, or a list to choose from.
-    pub signal: SignalSet,
-    #[serde(default)]
-    pub at: PointSpec,
-    #[serde(default)]
-    pub to: Recipient,
-}
-
-/// Where a strike lands: after a delay, at a syscall, or at a probe mark.
-///
-/// Written as a table: `{ after = "0ms..300ms" }`, `{ after_handler = "SIGTERM" }`,
-/// `{ syscall = "write", path = "out.json*", nth = "1..", when = "entry" }`, or
-/// `{ probe = "flush-begin", nth = "1.." }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawPoint", into = "RawPoint")]
-pub enum PointSpec {
-    /// A delay, counted from spawn or from the moment a handler exists.
-    Delay {
-        /// The delay range. Default: the census run's span, so strikes land while the
-        /// target works.
-        after: Option<DelayRange>,
-        /// Count the delay from the moment the target installs its handler for this
-        /// signal, seen through `rt_sigaction` by the tracer. Without it, the delay counts
-        /// from the moment the strike's own signal has a handler (polled from
-        /// `/proc/PID/status`), or from spawn if the census saw none.
-        after_handler: Option<Signal>,
-    },
-    /// The entry or exit of the n-th matching syscall, seen by the tracer.
-    Syscall(SyscallPoint),
-    /// The n-th probe mark of a name, made by the target itself.
-    Probe(ProbePoint),
-}
-
-impl Default for PointSpec {
-    fn default() -> Self {
-        PointSpec::Delay {
-            after: None,
-            after_handler: None,
-        }
-    }
-}
-
-impl PointSpec {
-    /// Whether this point needs the ptrace tracer.
-    pub fn needs_tracer(&self) -> bool {
-        match self {
-            PointSpec::Delay { after_handler, .. } => after_handler.is_some(),
-            PointSpec::Syscall(_) => true,
-            PointSpec::Probe(_) => false,
-        }
-    }
-}
-
-/// A probe strike point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbePoint {
-    /// The mark's name: the first word of the line the target writes.
-    pub name: String,
-    /// Which of the marks of that name, counted from 1 (for a plan's later strikes: from
-    /// the strike before).
-    pub nth: Nth,
-}
-
-/// A syscall strike point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyscallPoint {
-    pub syscall: SyscallClass,
-    /// Only calls naming a path that matches (sandbox-relative); `None`: every call.
-    pub path: Option<PathGlob>,
-    /// Which of the matching calls, counted from 1 over the whole process tree (for a
-    /// plan's later strikes: from the strike before).
-    pub nth: Nth,
-    /// The sides to strike; `both` lets a case choose.
-    pub when: Whens,
-}
-
-/// A point as written in the file; checked into a [`PointSpec`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPoint {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after: Option<DelayRange>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after_handler: Option<Signal>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    syscall: Option<SyscallClass>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    path: Option<PathGlob>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    nth: Option<Nth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    when: Option<Whens>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    probe: Option<String>,
-}
-
-impl TryFrom<RawPoint> for PointSpec {
-    type Error = String;
-
-    fn try_from(raw: RawPoint) -> Result<Self, String> {
-        if let Some(name) = raw.probe {
-            if raw.syscall.is_some() || raw.path.is_some() || raw.when.is_some() {
-                return Err(
-                    "a probe point lands at a mark, not a syscall: drop `syscall`, `path` and `when`, or `probe`"
-                        .into(),
-                );
-            }
-            if raw.after.is_some() || raw.after_handler.is_some() {
-                return Err(
-                    "a probe point lands at a mark, not after a delay: drop `after`/`after_handler` or `probe`"
-                        .into(),
-                );
-            }
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(format!(
-                    "`probe = \"{name}\"` is not a mark name: one word, as the target writes it, e.g. \"flush-begin\""
-                ));
-            }
-            return Ok(PointSpec::Probe(ProbePoint {
-                name,
-                nth: raw.nth.unwrap_or_default(),
-            }));
-        }
-        let Some(syscall) = raw.syscall else {
-            if raw.path.is_some() || raw.nth.is_some() || raw.when.is_some() {
-                return Err(
-                    "`path` and `when` belong to a syscall point and `nth` to a syscall or probe point: add e.g. `syscall = \"write\"` or `probe = \"flush-begin\"`"
-                        .into(),
-                );
-            }
-            if let Some(signal) = raw.after_handler
-                && !signal.is_catchable()
-            {
-                return Err(format!(
-                    "{signal} cannot have a handler: `after_handler` needs a catchable signal"
-                ));
-            }
-            return Ok(PointSpec::Delay {
-                after: raw.after,
-                after_handler: raw.after_handler,
-            });
-        };
-        if raw.after.is_some() || raw.after_handler.is_some() {
-            return Err(
-                "a syscall point lands at a call, not after a delay: drop `after`/`after_handler` or `syscall`"
-                    .into(),
-            );
-        }
-        if raw.path.is_some() && !syscall.has_path() {
-            return Err(format!("`{syscall}` calls name no file: drop `path`"));
-        }
-        if syscall == SyscallClass::Exit
-            && raw.when.as_ref().is_some_and(|w| w.contains(When::Exit))
-        {
-            return Err("`exit` (exit_group) never returns: strike at its entry".into());
-        }
-        Ok(PointSpec::Syscall(SyscallPoint {
-            syscall,
-            path: raw.path,
-            nth: raw.nth.unwrap_or_default(),
-            when: raw.when.unwrap_or_default(),
-        }))
-    }
-}
-
-impl From<PointSpec> for RawPoint {
-    fn from(point: PointSpec) -> RawPoint {
-        match point {
-            PointSpec::Delay {
-                after,
-                after_handler,
-            } => RawPoint {
-                after,
-                after_handler,
-                ..RawPoint::default()
-            },
-            PointSpec::Syscall(p) => RawPoint {
-                syscall: Some(p.syscall),
-                path: p.path,
-                nth: Some(p.nth),
-                when: Some(p.when),
-                ..RawPoint::default()
-            },
-            PointSpec::Probe(p) => RawPoint {
-                probe: Some(p.name),
-                nth: Some(p.nth),
-                ..RawPoint::default()
-            },
-        }
-    }
-}
-
-/// Who receives a strike's signal.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Recipient {
-    /// The target process (as `kill PID` or an orchestrator's stop would do).
-    #[default]
-    Process,
-    /// The target's whole process group (as Ctrl-C in a terminal would do).
-    Group,
-}
-
-/// What must hold after every case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// Exit statuses of a run that no strike reached.
-    #[serde(default = "default_clean")]
-    pub clean: Vec<ExitStatus>,
-    /// Exit statuses after a catchable signal (SIGTERM, SIGINT, …); unchecked if absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interrupted: Option<Vec<ExitStatus>>,
-    /// Exit statuses after SIGKILL.
-    #[serde(default = "default_killed")]
-    pub killed: Vec<ExitStatus>,
-    /// Output files that must be atomic: absent, prior content, or complete (the census's).
-    #[serde(default)]
-    pub outputs: Vec<WorkPath>,
-    /// After a graceful stop, no new file may be left beside an output.
-    #[serde(default = "yes")]
-    pub no_temp_leftovers: bool,
-    /// From the first strike, the whole process tree must be gone within this time.
-    #[serde(
-        default,
-        with = "values::opt_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub deadline: Option<Duration>,
-    /// No process of the tree may outlive the target's main process.
-    #[serde(default = "yes")]
-    pub no_leftover_processes: bool,
-    /// How the target acknowledges work and where what survived is read: every
-    /// acknowledged id must survive (`acked-survives`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acked: Option<AckedSpec>,
-    /// A command that resumes interrupted work, run after every case: it must complete the
-    /// work (`resume-completes`) without redoing what was reported done
-    /// (`no-duplicate-work`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<ResumeSpec>,
-    /// Every child alive at the first strike must receive a termination signal before its
-    /// parent exits (`signal-forwarded`; needs the tracer).
-    #[serde(default)]
-    pub signal_forwarded: bool,
-    /// stderr must show no crash: tracebacks, panics, segfaults, sanitizer reports
-    /// (`no-crash-output`).
-    #[serde(default = "yes")]
-    pub no_crash_output: bool,
-    /// More crash signatures (regular expressions, one line each) for `no-crash-output`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub crash_patterns: Vec<Pattern>,
-    /// Teardown is idempotent: however many signals arrive, the outcome is that of the
-    /// first, and each `once` marker appears exactly once (`idempotent-teardown`).
-    /// Declaring `once` turns it on.
-    #[serde(default)]
-    pub idempotent_teardown: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub once: Vec<OnceSpec>,
-    /// File writes or syncs inside a signal handler (`handler-no-io`, seen by the tracer):
-    /// `"warn"` (the default) reports them, `"violation"` fails the case, `"off"`.
-    #[serde(default)]
-    pub handler_io: Severity,
-    /// A planted bug: the invariant(s) this scenario must violate (like `#[should_panic]`).
-    #[serde(
-        default,
-        deserialize_with = "one_or_many",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub violation: Vec<InvariantName>,
-}
-
-impl Default for Expect {
-    fn default() -> Self {
-        Expect {
-            clean: default_clean(),
-            interrupted: None,
-            killed: default_killed(),
-            outputs: Vec::new(),
-            no_temp_leftovers: true,
-            deadline: None,
-            no_leftover_processes: true,
-            acked: None,
-            resume: None,
-            signal_forwarded: false,
-            no_crash_output: true,
-            crash_patterns: Vec::new(),
-            idempotent_teardown: false,
-            once: Vec::new(),
-            handler_io: Severity::Warn,
-            violation: Vec::new(),
-        }
-    }
-}
-
-impl Expect {
-    /// Where the resume's and the case's units of work are reported: `[expect.resume]
-    /// work`, else `[expect.acked] ack`; `None` without a resume step.
-    pub fn work_reports(&self) -> Option<&Reports> {
-        let resume = self.resume.as_ref()?;
-        resume.work.as_ref().or(self.acked.as_ref().map(|a| &a.ack))
-    }
-
-    /// The files that must hold the uninterrupted run's content after the resume.
-    pub fn resume_outputs(&self) -> &[WorkPath] {
-        match &self.resume {
-            Some(ResumeSpec {
-                outputs: Some(outputs),
-                ..
-            }) => outputs,
-            Some(_) => &self.outputs,
-            None => &[],
-        }
-    }
-}
-
-fn default_clean() -> Vec<ExitStatus> {
-    vec![ExitStatus::Code(0)]
-}
-
-fn default_killed() -> Vec<ExitStatus> {
-    vec![ExitStatus::Signal(Signal::SIGKILL)]
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<InvariantName>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(
-        untagged,
-        expecting = "an invariant name or a list of them, e.g. \"atomic-output\""
-    )]
-    enum OneOrMany {
-        One(InvariantName),
-        Many(Vec<InvariantName>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(name) => vec![name],
-        OneOrMany::Many(names) => names,
-    })
 }
 
 impl Scenario {
@@ -576,12 +232,11 @@ impl Scenario {
             ));
         }
         for name in &self.expect.violation {
-            if !name.is_checked_by(&self.expect) {
+            if let Err(how) = invariants::is_checked(name, &self.expect, &self.invariants) {
                 return Err(invalid(
                     "expect.violation",
                     format!(
-                        "`{name}` is expected to be violated, but this scenario does not check it ({})",
-                        name.how_to_enable()
+                        "`{name}` is expected to be violated, but this scenario does not check it ({how})"
                     ),
                 ));
             }
@@ -698,6 +353,8 @@ impl fmt::Display for ScenarioError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect::InvariantName;
+    use crate::syscalls::{When, Whens};
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(text, Path::new("s.toml"))

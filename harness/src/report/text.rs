@@ -1,98 +1,19 @@
-//! Reports: the human text and the machine-readable JSON of a campaign.
-
-use std::fmt::Write as _;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use serde::Serialize;
+//! The human report: what a campaign found, in words, with the lines that rerun it.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
 
-use crate::campaign::{Coverage, ScenarioReport, ScenarioResult};
+use super::data::{CampaignReport, ScenarioReport};
+use crate::campaign::Coverage;
 use crate::census::Census;
-use crate::check::CaseReport;
-use crate::invariants::InvariantName;
-use crate::invariants::ms;
-use crate::os::tracer::AGAIN;
+use crate::expect::InvariantName;
+use crate::judged::{JudgedCase, ScenarioResult};
 use crate::outcome::{FileState, Outcome, StrikeRecord};
 use crate::plan::{CaseId, Plan, Point};
 use crate::shrink::Stopped;
-use crate::syscalls::{Event, SyscallClass, What, matches};
-
-/// A whole campaign, as written to `--json`.
-#[derive(Debug, Serialize)]
-pub struct CampaignReport {
-    pub seed: u64,
-    pub cases: Option<u32>,
-    pub jobs: usize,
-    pub scenarios: Vec<ScenarioReport>,
-    pub interrupted: bool,
-}
-
-impl CampaignReport {
-    /// killpoint's exit code for this report: 0 every scenario as expected, 1 a violation
-    /// (or a planted bug missed), 2 a scenario could not run, 130 interrupted.
-    pub fn exit_code(&self) -> i32 {
-        if self.interrupted
-            || self
-                .scenarios
-                .iter()
-                .any(|s| s.result == ScenarioResult::Interrupted)
-        {
-            130
-        } else if self
-            .scenarios
-            .iter()
-            .any(|s| matches!(s.result, ScenarioResult::Error { .. }))
-        {
-            2
-        } else if self.scenarios.iter().all(|s| s.result.ok()) {
-            0
-        } else {
-            1
-        }
-    }
-}
-
-/// Writes the JSON report atomically: a reader sees the old file or the whole new one.
-pub fn write_json(report: &impl Serialize, path: &Path) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut file, report)?;
-    file.write_all(b"\n")?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Where `KILLPOINT_REPORT_DIR` asks test runs to leave their JSON reports.
-pub const REPORT_DIR: &str = "KILLPOINT_REPORT_DIR";
-
-/// Writes a scenario's JSON report into the directory `KILLPOINT_REPORT_DIR` names, if it
-/// names one (made if missing), as `<scenario>.seed-<seed>.json`: the file's path or the
-/// test's name, with `/` and `::` as `__`. CI keeps the directory as an artifact.
-pub fn save_in_report_dir(report: &ScenarioReport, seed: u64) -> Option<io::Result<PathBuf>> {
-    let dir = PathBuf::from(std::env::var_os(REPORT_DIR)?);
-    let stem = match (&report.file, &report.test) {
-        (Some(file), _) => from_here(file),
-        (None, Some(test)) => format!("{}::{}", test.binary_id, test.name),
-        (None, None) => report.name.clone(),
-    };
-    let stem = stem
-        .trim_start_matches('/')
-        .replace("::", "__")
-        .replace('/', "__");
-    let path = dir.join(format!("{stem}.seed-{seed}.json"));
-    Some(
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| write_json(report, &path))
-            .map(|()| path),
-    )
-}
+use crate::syscalls::{Event, RESTARTED, SyscallClass, What, matches};
+use crate::units::ms;
 
 /// The commands that rerun exactly one case. A scenario file's: with the CLI, and through
 /// its test, named after the file's path from the workspace root
@@ -122,7 +43,7 @@ pub fn rerun_commands(report: &ScenarioReport, case: &CaseId) -> Vec<String> {
 }
 
 /// A path as seen from the current directory (itself if it lies elsewhere).
-fn from_here(path: &Path) -> String {
+pub(super) fn from_here(path: &Path) -> String {
     let here = std::env::current_dir().unwrap_or_default();
     path.strip_prefix(&here)
         .unwrap_or(path)
@@ -190,8 +111,8 @@ fn census_line(census: &Census) -> String {
         .collect();
     format!(
         "{} in {}{}{}{}",
-        census.status,
-        ms(census.duration),
+        census.run.status,
+        ms(census.duration()),
         if outputs.is_empty() {
             String::new()
         } else {
@@ -210,10 +131,8 @@ fn census_line(census: &Census) -> String {
     )
 }
 
-/// The verbose report of one reproduced case (`killpoint repro`): the plan, what each
-/// strike hit, the trace around it per process, stdout and stderr, every verdict, and
-/// where the sandbox was kept.
-pub fn repro_text(report: &ScenarioReport) -> String {
+/// The first lines of a scenario's report: its name, and the census in one line.
+fn header(report: &ScenarioReport) -> String {
     let mut out = String::new();
     if report.scenario == report.name {
         let _ = writeln!(out, "{}", report.scenario);
@@ -223,6 +142,14 @@ pub fn repro_text(report: &ScenarioReport) -> String {
     if let Some(census) = &report.census {
         let _ = writeln!(out, "  census: {}", census_line(census));
     }
+    out
+}
+
+/// The verbose report of one reproduced case (`killpoint repro`): the plan, what each
+/// strike hit, the trace around it per process, stdout and stderr, every verdict, and
+/// where the sandbox was kept.
+pub fn repro_text(report: &ScenarioReport) -> String {
+    let mut out = header(report);
     let Some(case) = &report.case else {
         match &report.result {
             ScenarioResult::Error { message } => {
@@ -356,15 +283,7 @@ const REPRO_LINES: usize = 40;
 
 /// The human report of one scenario.
 pub fn scenario_text(report: &ScenarioReport) -> String {
-    let mut out = String::new();
-    if report.scenario == report.name {
-        let _ = writeln!(out, "{}", report.scenario);
-    } else {
-        let _ = writeln!(out, "{} ({})", report.scenario, report.name);
-    }
-    if let Some(census) = &report.census {
-        let _ = writeln!(out, "  census: {}", census_line(census));
-    }
+    let mut out = header(report);
     for note in &report.notes {
         let _ = writeln!(out, "  note: {note}");
     }
@@ -508,9 +427,9 @@ fn write_case(
     }
 }
 
-/// One case run through [`crate::check::Cases`]: its verdict, then the case as a
-/// failure report shows it.
-pub fn case_text(case: &CaseReport, census: &Census) -> String {
+/// One case run through [`crate::Cases`]: its verdict, then the case as a failure report
+/// shows it.
+pub fn case_text(case: &JudgedCase, census: &Census) -> String {
     let mut out = String::new();
     if case.violations.is_empty() {
         let _ = writeln!(out, "  every invariant held");
@@ -591,8 +510,8 @@ fn condense(events: &[Event]) -> String {
             if !call.paths.is_empty() {
                 label = format!("{label} {}", call.path_label());
             }
-            if call.detail.ends_with(AGAIN) {
-                label.push_str(" (again, after the signal)");
+            if call.restarted {
+                let _ = write!(label, " ({RESTARTED})");
             }
             label
         }
@@ -707,37 +626,4 @@ pub fn summary_text(report: &CampaignReport) -> String {
         report.seed, report.seed
     );
     out
-}
-
-/// serde adapter: a `Duration` as milliseconds (a float), for the JSON report.
-pub mod millis {
-    use super::*;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64() * 1000.0)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(
-            f64::deserialize(d)?.max(0.0) / 1000.0,
-        ))
-    }
-}
-
-/// serde adapter: an `Option<Duration>` as milliseconds or null.
-pub mod opt_millis {
-    use super::*;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
-    }
 }

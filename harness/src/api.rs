@@ -39,19 +39,34 @@
 
 use proptest::strategy::SBoxedStrategy;
 
-use crate::campaign::{self, Campaign, CampaignOptions, ScenarioReport, Warning};
+use crate::campaign::{Campaign, CampaignOptions, Event};
+use crate::case::Prepared;
 use crate::census::Census;
-use crate::invariants::InvariantName;
-use crate::os::run;
-use crate::outcome::Outcome;
-use crate::plan::{CaseId, Plan, StrikeSpace};
-use crate::report;
+use crate::judged::{JudgedCase, ScenarioResult};
+use crate::plan::{CaseId, Plan};
+use crate::report::{self, ScenarioReport};
 use crate::scenario::Scenario;
-use crate::targets::{self, Binaries};
+use crate::space::StrikeSpace;
 
 /// The master seed of a run when `KILLPOINT_SEED` does not name one: fixed, so a CI gate
 /// is repeatable; a nightly run sets a new one.
 pub const DEFAULT_SEED: u64 = 1;
+
+impl Campaign {
+    /// Runs one scenario (census, cases, shrinking, verdict) and reports what it found.
+    pub fn run_scenario(&self, scenario: &Scenario) -> ScenarioReport {
+        self.run_scenario_with(scenario, &|_| {})
+    }
+
+    /// As [`Campaign::run_scenario`], telling `events` each step as it happens.
+    pub fn run_scenario_with(
+        &self,
+        scenario: &Scenario,
+        events: &(dyn Fn(&Event) + Sync),
+    ) -> ScenarioReport {
+        ScenarioReport::new(scenario, self.run(scenario, events))
+    }
+}
 
 impl Scenario {
     /// Runs the scenario's campaign (census, cases, shrinking) and returns its report.
@@ -61,11 +76,7 @@ impl Scenario {
     pub fn run(&self) -> ScenarioReport {
         match CampaignOptions::from_env(DEFAULT_SEED) {
             Ok(options) => self.run_with(options),
-            Err(message) => {
-                let mut report = ScenarioReport::new(self);
-                report.result = campaign::ScenarioResult::Error { message };
-                report
-            }
+            Err(message) => ScenarioReport::unrun(self, ScenarioResult::Error { message }),
         }
     }
 
@@ -99,15 +110,12 @@ impl Scenario {
     /// Makes the census run and the strike space, for running cases one at a time:
     /// [`Cases::plans`] is the plan strategy, [`Cases::run`] runs and judges one plan.
     pub fn prepare(&self) -> Result<Cases, String> {
-        self.validate().map_err(|e| e.to_string())?;
-        run::become_subreaper();
-        let binaries = targets::binaries(self)?;
-        let census = campaign::census(self, &binaries).map_err(|e| e.to_string())?;
-        campaign::check_census(self, &census)?;
+        let mut prepared = Prepared::new(self)?;
+        let census = prepared.census().map_err(|e| e.to_string())?;
+        prepared.vet_census(&census)?;
         let space = StrikeSpace::new(self, &census)?;
         Ok(Cases {
-            scenario: self.clone(),
-            binaries,
+            prepared,
             census,
             space,
         })
@@ -136,8 +144,7 @@ impl Scenario {
 /// });
 /// ```
 pub struct Cases {
-    scenario: Scenario,
-    binaries: Binaries,
+    prepared: Prepared,
     census: Census,
     space: StrikeSpace,
 }
@@ -157,45 +164,17 @@ impl Cases {
     /// Runs one case under `plan` in a fresh sandbox (removed afterwards) and judges it.
     /// An error is a case that could not run (the target could not be started, the
     /// sandbox not made).
-    pub fn run(&self, plan: &Plan) -> Result<CaseReport, String> {
-        let case = campaign::run_case(
-            &self.scenario,
-            &self.binaries,
-            &self.census,
-            0,
-            CaseId::seeded(0),
-            plan.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(CaseReport {
-            violations: case.violations(),
-            warnings: case.warnings(),
-            plan: case.plan,
-            outcome: case.outcome,
-        })
+    pub fn run(&self, plan: &Plan) -> Result<JudgedCase, String> {
+        let (case, _sandbox) = self
+            .prepared
+            .case(&self.census, 0, CaseId::seeded(0), plan.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(case)
     }
 
     /// A case as a report shows it: the verdict, the plan, what each strike hit and the
     /// evidence.
-    pub fn text(&self, case: &CaseReport) -> String {
+    pub fn text(&self, case: &JudgedCase) -> String {
         report::case_text(case, &self.census)
-    }
-}
-
-/// One case run and judged.
-#[derive(Debug, Clone)]
-pub struct CaseReport {
-    pub plan: Plan,
-    /// The invariants the case violated, each with its evidence.
-    pub violations: Vec<(InvariantName, Vec<String>)>,
-    /// Advisory invariants it broke.
-    pub warnings: Vec<Warning>,
-    pub outcome: Outcome,
-}
-
-impl CaseReport {
-    /// Whether every invariant held.
-    pub fn held(&self) -> bool {
-        self.violations.is_empty()
     }
 }

@@ -1,0 +1,524 @@
+//! One case, from a prepared scenario to its judged outcome.
+//!
+//! ```text
+//!  Prepared::new(scenario)   resolve once: {bin:…}, {python}, {dir} in the target,
+//!        │                   survivors and resume commands ({work} is left to each run)
+//!        ▼
+//!  Prepared::census()        observe(empty plan), traced for the census; + golden outputs,
+//!        │                   handler times, syscall and mark counts; vetted by vet_census
+//!        ▼
+//!  Prepared::case(plan)      observe(plan) → Outcome, judged by the invariants
+//!
+//!  observe(plan):  sandbox ─▶ os::run (spawn, strike, drain) ─▶ read outputs, strays,
+//!                  survivors, markers ─▶ resume command ─▶ Outcome
+//! ```
+//!
+//! `observe` is the only function that runs the target: the census is the target run
+//! under the empty plan, and keeps what only a census records beside its outcome.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::census::{Census, Golden, HandlerSeen};
+use crate::expect::{MarkerSource, Severity, SurvivorSource};
+use crate::invariants::{self, Context};
+use crate::judged::JudgedCase;
+use crate::os::run::{self, Limits, Run, RunError};
+use crate::os::sandbox::Sandbox;
+use crate::os::tracer::{SyscallStrike, TraceError, TraceLog, TraceSetup};
+use crate::outcome::{Capture, FileState, Outcome, OutputRecord, ResumeRecord};
+use crate::plan::{CaseId, Clock, Plan, Point};
+use crate::scenario::Scenario;
+use crate::strike::PointSpec;
+use crate::survivors;
+use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
+use crate::targets::{self, Resolved};
+use crate::values::{ExitStatus, Signal, WorkPath};
+
+/// A scenario made ready to run: its commands resolved once.
+pub(crate) struct Prepared {
+    pub scenario: Scenario,
+    target: Resolved,
+    survivors: Option<Resolved>,
+    resume: Option<Resolved>,
+    /// Whether cases run under the tracer: the scenario wants it, and the census could.
+    traced: bool,
+}
+
+/// Which run an observation is: the census compares a run with itself, a case with the
+/// census.
+#[derive(Clone, Copy)]
+enum Reference<'a> {
+    Census { traced: bool },
+    Case(&'a Census),
+}
+
+/// What one run of the target left behind.
+struct Observed {
+    outcome: Outcome,
+    sandbox: Sandbox,
+    trace: Option<TraceLog>,
+    handlers_seen: BTreeMap<Signal, std::time::Duration>,
+    /// The outputs and resume outputs as the run left them, before the resume ran.
+    left: BTreeMap<WorkPath, Option<Vec<u8>>>,
+    files_after: BTreeSet<String>,
+}
+
+impl Prepared {
+    /// Checks the scenario and resolves its commands (building `{bin:…}` targets once).
+    pub fn new(scenario: &Scenario) -> Result<Prepared, String> {
+        scenario.validate().map_err(|e| e.to_string())?;
+        run::become_subreaper();
+        let binaries = targets::binaries(scenario)?;
+        let resolve = |command: &[crate::values::Arg]| Resolved::new(command, scenario, &binaries);
+        let survivors = match scenario.expect.acked.as_ref().map(|a| &a.survivors.source) {
+            Some(SurvivorSource::Command(command)) => Some(resolve(command)),
+            _ => None,
+        };
+        Ok(Prepared {
+            target: resolve(&scenario.command),
+            survivors,
+            resume: scenario.expect.resume.as_ref().map(|r| resolve(&r.command)),
+            scenario: scenario.clone(),
+            traced: scenario.wants_tracer(),
+        })
+    }
+
+    /// The uninterrupted reference run. Where the tracer only adds evidence, a machine
+    /// without ptrace runs it (and every case after it) untraced, with a note.
+    pub fn census(&mut self) -> Result<Census, RunError> {
+        let empty = Plan { strikes: vec![] };
+        let traced = self.traced;
+        let (seen, untraced) = match self.observe(&empty, Reference::Census { traced }) {
+            Err(RunError::Trace(why @ TraceError::Unavailable { .. }))
+                if traced && !self.scenario.needs_tracer() =>
+            {
+                self.traced = false;
+                let note =
+                    format!("run untraced, without per-process timelines or handler checks: {why}");
+                let seen = self.observe(&empty, Reference::Census { traced: false })?;
+                (seen, Some(note))
+            }
+            seen => (seen?, None),
+        };
+        let signals = self.census_signals();
+        let (syscalls, events) = match seen.trace {
+            Some(log) => (Some(log.census), log.events),
+            None => (None, Vec::new()),
+        };
+        let mark_counts = seen
+            .outcome
+            .marks
+            .iter()
+            .fold(BTreeMap::new(), |mut n, mark| {
+                *n.entry(mark.name.clone()).or_insert(0) += 1;
+                n
+            });
+        Ok(Census {
+            handlers: seen
+                .handlers_seen
+                .into_iter()
+                .filter(|(signal, _)| signals.contains(signal))
+                .map(|(signal, at)| (signal, HandlerSeen { at }))
+                .collect(),
+            golden: seen
+                .left
+                .into_iter()
+                .map(|(path, bytes)| (path, bytes.map(Golden::new)))
+                .collect(),
+            files_after: seen.files_after,
+            syscalls,
+            events,
+            mark_counts,
+            untraced,
+            run: seen.outcome,
+        })
+    }
+
+    /// Runs one case under `plan` and judges it; its sandbox is returned with it, to keep
+    /// or to drop.
+    pub fn case(
+        &self,
+        census: &Census,
+        index: u64,
+        id: CaseId,
+        plan: Plan,
+    ) -> Result<(JudgedCase, Sandbox), RunError> {
+        let seen = self.observe(&plan, Reference::Case(census))?;
+        let verdicts = invariants::judge(
+            &Context {
+                expect: &self.scenario.expect,
+                census,
+                plan: &plan,
+                outcome: &seen.outcome,
+            },
+            &self.scenario.invariants,
+        );
+        let case = JudgedCase::new(index, id, plan, seen.outcome, verdicts);
+        Ok((case, seen.sandbox))
+    }
+
+    /// Runs the target once under `plan` in a fresh sandbox and reads what it left.
+    fn observe(&self, plan: &Plan, reference: Reference) -> Result<Observed, RunError> {
+        let scenario = &self.scenario;
+        let expect = &scenario.expect;
+        let sandbox = Sandbox::create(&scenario.setup)?;
+        let prior: Vec<Option<Vec<u8>>> = expect
+            .outputs
+            .iter()
+            .map(|p| sandbox.read(p))
+            .collect::<Result<_, _>>()?;
+        let launch = self.target.launch(sandbox.path(), &scenario.env);
+        let (watch, trace) = match reference {
+            Reference::Census { traced } => (
+                self.census_signals(),
+                traced.then(|| self.census_trace(sandbox.path())),
+            ),
+            Reference::Case(_) => (Vec::new(), self.case_trace(plan, sandbox.path())),
+        };
+        let ran: Run = run::run(&launch, &plan.strikes, &watch, self.limits(), trace)?;
+
+        let mut left = BTreeMap::new();
+        for path in expect.outputs.iter().chain(expect.resume_outputs()) {
+            left.insert(path.clone(), sandbox.read(path)?);
+        }
+        let files_after = sandbox.list(&expect.outputs);
+        let stray_files = match reference {
+            Reference::Case(census) => files_after
+                .iter()
+                .filter(|f| !census.files_after.contains(*f))
+                .cloned()
+                .collect(),
+            Reference::Census { .. } => Vec::new(),
+        };
+        let outputs = expect
+            .outputs
+            .iter()
+            .zip(&prior)
+            .map(|(path, prior)| {
+                let golden = golden(reference, &left, path);
+                let after = left.get(path).and_then(|a| a.as_deref());
+                OutputRecord {
+                    path: path.clone(),
+                    before: FileState::classify(prior.as_deref(), prior.as_deref(), golden),
+                    after: FileState::classify(after, prior.as_deref(), golden),
+                }
+            })
+            .collect();
+        let (trace, processes, handler_io, trace_log) = match ran.trace {
+            Some(mut log) => (
+                std::mem::take(&mut log.windows),
+                // A census keeps its process tree in its syscall census.
+                match reference {
+                    Reference::Case(_) => std::mem::take(&mut log.census.processes),
+                    Reference::Census { .. } => Vec::new(),
+                },
+                std::mem::take(&mut log.handler_io),
+                Some(log),
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new(), None),
+        };
+        let mut outcome = Outcome {
+            status: ran.status,
+            exited_at: ran.exited_at,
+            strikes: ran.strikes,
+            tree_gone_at: ran.tree_gone_at,
+            killed: ran.killed,
+            leftovers: ran.leftovers,
+            outputs,
+            stray_files,
+            stdout: ran.stdout,
+            stderr: ran.stderr,
+            survivors: expect
+                .acked
+                .as_ref()
+                .map(|spec| survivors::read(spec, self.survivors.as_ref(), sandbox.path())),
+            tracking: ran.tracking,
+            trace,
+            processes,
+            handler_io,
+            marker_files: self.marker_files(&sandbox)?,
+            marks: ran.marks,
+            resume: None,
+        };
+        // Last: what the run left (outputs, survivors, markers) is read before it resumes.
+        outcome.resume = self.resume(&sandbox, reference, &left)?;
+        Ok(Observed {
+            outcome,
+            sandbox,
+            trace: trace_log,
+            handlers_seen: ran.handlers_seen,
+            left,
+            files_after,
+        })
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.scenario.timeout,
+            deadline: self.scenario.expect.deadline,
+        }
+    }
+
+    /// The signals whose handlers the census watches for: every strike signal, and those
+    /// `after_handler` counts from.
+    fn census_signals(&self) -> Vec<Signal> {
+        let mut signals = self.scenario.signals();
+        signals.extend(self.scenario.strikes.iter().filter_map(|s| match s.at {
+            PointSpec::Delay { after_handler, .. } => after_handler,
+            PointSpec::Syscall(_) | PointSpec::Probe(_) => None,
+        }));
+        signals
+    }
+
+    /// The census traps every class a strike may name, the context classes and
+    /// `rt_sigaction`, and keeps every event in order.
+    fn census_trace(&self, root: &Path) -> TraceSetup {
+        let mut classes = self.scenario.strike_classes();
+        classes.extend(CONTEXT_CLASSES);
+        classes.insert(SyscallClass::Sigaction);
+        TraceSetup {
+            classes,
+            strikes: Vec::new(),
+            root: root.to_path_buf(),
+            keep_events: true,
+            handler_io: self.scenario.expect.handler_io != Severity::Off,
+        }
+    }
+
+    /// What the tracer must do for a case under `plan`: trap the plan's syscall classes
+    /// and the context classes, and fire the syscall strikes. `None`: run untraced.
+    fn case_trace(&self, plan: &Plan, root: &Path) -> Option<TraceSetup> {
+        if !self.traced {
+            return None;
+        }
+        let mut classes: ClassSet = CONTEXT_CLASSES.into_iter().collect();
+        let mut strikes = Vec::new();
+        for (index, strike) in plan.strikes.iter().enumerate() {
+            match &strike.point {
+                Point::Syscall {
+                    syscall,
+                    path,
+                    nth,
+                    when,
+                } => {
+                    classes.insert(*syscall);
+                    strikes.push(SyscallStrike {
+                        index,
+                        signal: strike.signal,
+                        to: strike.to,
+                        class: *syscall,
+                        path: path.clone(),
+                        nth: *nth,
+                        when: *when,
+                    });
+                }
+                Point::Delay {
+                    clock: Clock::Handler(_),
+                    ..
+                } => {
+                    classes.insert(SyscallClass::Sigaction);
+                }
+                Point::Delay { .. } | Point::Probe { .. } => {}
+            }
+        }
+        Some(TraceSetup {
+            classes,
+            strikes,
+            root: root.to_path_buf(),
+            keep_events: false,
+            handler_io: self.scenario.expect.handler_io != Severity::Off,
+        })
+    }
+
+    /// The files the scenario's `once` markers are counted in, as text (`None`: absent).
+    fn marker_files(
+        &self,
+        sandbox: &Sandbox,
+    ) -> Result<BTreeMap<WorkPath, Option<String>>, RunError> {
+        let mut files = BTreeMap::new();
+        for spec in &self.scenario.expect.once {
+            if let MarkerSource::File(path) = &spec.source {
+                let text = sandbox
+                    .read(path)?
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                files.insert(path.clone(), text);
+            }
+        }
+        Ok(files)
+    }
+
+    /// Runs the `[expect.resume]` command in the sandbox, bounded by the scenario's
+    /// `timeout`, and compares the resume outputs with the golden. `None` without one.
+    fn resume(
+        &self,
+        sandbox: &Sandbox,
+        reference: Reference,
+        left: &BTreeMap<WorkPath, Option<Vec<u8>>>,
+    ) -> Result<Option<ResumeRecord>, RunError> {
+        let Some(command) = &self.resume else {
+            return Ok(None);
+        };
+        let paths = self.scenario.expect.resume_outputs();
+        let before: Vec<Option<Vec<u8>>> = paths
+            .iter()
+            .map(|p| sandbox.read(p))
+            .collect::<Result<_, _>>()?;
+        let limits = Limits {
+            timeout: self.scenario.timeout,
+            deadline: None,
+        };
+        let launch = command.launch(sandbox.path(), &self.scenario.env);
+        let ran = run::run(&launch, &[], &[], limits, None)?;
+        let mut outputs = Vec::new();
+        for (path, before) in paths.iter().zip(&before) {
+            let golden = golden(reference, left, path);
+            let after = sandbox.read(path)?;
+            outputs.push(OutputRecord {
+                path: path.clone(),
+                before: FileState::classify(before.as_deref(), None, golden),
+                after: FileState::classify(after.as_deref(), None, golden),
+            });
+        }
+        Ok(Some(ResumeRecord {
+            status: ran.status,
+            duration: ran.exited_at,
+            killed: ran.killed,
+            stdout: ran.stdout,
+            stderr: ran.stderr,
+            marks: ran.marks,
+            outputs,
+        }))
+    }
+
+    /// Whether the census can serve as the reference for the cases; if not, why.
+    pub fn vet_census(&self, census: &Census) -> Result<(), String> {
+        let scenario = &self.scenario;
+        let expect = &scenario.expect;
+        let run = &census.run;
+        let timeout = crate::values::format_duration(scenario.timeout);
+        if run.exited_at >= scenario.timeout {
+            return Err(format!(
+                "the uninterrupted run did not finish within the timeout ({timeout}): raise `timeout` or fix the command"
+            ));
+        }
+        not_clean(
+            "the uninterrupted run",
+            run.status,
+            &expect.clean,
+            &run.stderr,
+        )?;
+        for (path, golden) in &census.golden {
+            if golden.is_none() {
+                return Err(format!(
+                    "the uninterrupted run did not write the output `{path}`: check `command` and `[expect] outputs`"
+                ));
+            }
+        }
+        if let (Some(spec), Some(read)) = (&expect.acked, &run.survivors) {
+            let acked = spec.ack.ids(&run.stdout.text, &run.marks);
+            if acked.is_empty() {
+                return Err(format!(
+                    "the uninterrupted run made no acknowledgement: `[expect.acked] ack` reads {}, and there were none",
+                    spec.ack
+                ));
+            }
+            let survivors = read.ids.as_ref().map_err(|why| {
+                format!("what survived the uninterrupted run cannot be read: {why}")
+            })?;
+            if let Some(lost) = acked.iter().find(|id| !survivors.contains(id)) {
+                return Err(format!(
+                    "the uninterrupted run acknowledged `{lost}`, but {} does not hold it ({} ids read): check `[expect.acked] survivors`",
+                    read.from,
+                    survivors.len()
+                ));
+            }
+        }
+        if expect.no_crash_output {
+            let lines = invariants::crash_lines(&run.stderr.text, &expect.crash_patterns);
+            if let Some(&first) = lines.first() {
+                return Err(format!(
+                    "the uninterrupted run's stderr shows a crash at line {first}: `{}`: fix the target, or set `no_crash_output = false` if that line is not a crash",
+                    run.stderr.text.lines().nth(first - 1).unwrap_or_default()
+                ));
+            }
+        }
+        for spec in &expect.once {
+            let count = spec
+                .text(&run.stdout.text, &run.stderr.text, &run.marker_files)
+                .map_or(0, |text| spec.hits(text).len());
+            if count != 1 {
+                return Err(format!(
+                    "the uninterrupted run shows `{}` {count} times in {}, not once: check `[[expect.once]]`",
+                    spec.marker.as_str(),
+                    spec.source
+                ));
+            }
+        }
+        if let Some(resume) = &run.resume {
+            let what = "the `[expect.resume] command`, run after the uninterrupted run,";
+            if resume.killed.is_some() {
+                return Err(format!(
+                    "{what} did not finish within the timeout ({timeout})"
+                ));
+            }
+            not_clean(what, resume.status, &expect.clean, &resume.stderr)?;
+            if let Some(changed) = resume.outputs.iter().find(|o| o.after != FileState::Golden) {
+                return Err(format!(
+                    "{what} changed `{}` (now {}): with the work finished, it must find nothing to do",
+                    changed.path,
+                    changed.after.name()
+                ));
+            }
+        }
+        if !run.leftovers.is_empty() {
+            let list: Vec<String> = run
+                .leftovers
+                .iter()
+                .map(|p| format!("pid {} ({})", p.pid, p.command))
+                .collect();
+            return Err(format!(
+                "the uninterrupted run left processes running: {}",
+                list.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The content an output is compared with: the census's final content, or for the census
+/// itself, what it left.
+fn golden<'b>(
+    reference: Reference<'b>,
+    left: &'b BTreeMap<WorkPath, Option<Vec<u8>>>,
+    path: &WorkPath,
+) -> Option<&'b [u8]> {
+    match reference {
+        Reference::Case(census) => census.golden_bytes(path),
+        Reference::Census { .. } => left.get(path).and_then(|b| b.as_deref()),
+    }
+}
+
+/// Refuses a run (`what`) that ended with a status `[expect] clean` does not allow,
+/// quoting the end of its stderr.
+fn not_clean(
+    what: &str,
+    status: ExitStatus,
+    clean: &[ExitStatus],
+    stderr: &Capture,
+) -> Result<(), String> {
+    if clean.contains(&status) {
+        return Ok(());
+    }
+    let text = stderr.text.trim_end();
+    let tail = if text.is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(5)..];
+        format!("\n  its stderr ended with:\n    {}", tail.join("\n    "))
+    };
+    Err(format!(
+        "{what} ended with {status}, which `[expect] clean` does not allow{tail}"
+    ))
+}

@@ -1,0 +1,321 @@
+//! The tracer: ptrace plus a seccomp filter, so a target stops only at the syscalls of the
+//! classes a case needs, and a strike lands exactly at the entry or exit of one of them.
+//!
+//! ```text
+//!  tracer thread                                 target (and every child and thread)
+//!  ─────────────                                 ─────────────────────────────────
+//!  spawn ─────────────── pre_exec: PTRACE_TRACEME, seccomp filter ──▶ exec ─▶ SIGTRAP stop
+//!  SETOPTIONS (TRACESECCOMP|FORK|VFORK|CLONE|EXEC|SYSGOOD|EXITKILL), CONT
+//!  loop waitpid(-1, __WALL|__WNOTHREAD):
+//!    seccomp stop     decode (class, paths), count, record; a strike due here?
+//!                       entry: rewind onto the `syscall` instruction, signal, CONT
+//!                       exit:  PTRACE_SYSCALL, then at the exit stop: signal, CONT
+//!    fork/clone/exec  follow the new task, note the process tree
+//!    signal stop      pass the signal on (the harness's own strikes come through here)
+//!    exit             note the status; the main process's is the case's
+//!  until no tracee is left (ECHILD)
+//! ```
+//!
+//! ptrace is per thread: the thread that spawned the target is its tracer, so this loop
+//! runs on a thread of its own and the case thread (pipes, timers, delay strikes) talks to
+//! it through [`Link`]. `__WNOTHREAD` keeps each tracer to its own tracees, so cases can
+//! run in parallel threads. An entry strike "rewinds" the call (skips it and moves the
+//! instruction pointer back onto it) before signalling: the signal is then delivered
+//! before the call runs, exactly as if it had arrived a moment earlier, and a handler that
+//! returns lets the call run normally. Filters cannot be removed, so the tracer serves the
+//! tree until the last tracee is gone; EXITKILL kills the tree if the harness dies.
+//!
+//! ```text
+//!  mod.rs      what the rest of the harness sees: the set-up, the link, the log, spawn
+//!  serve.rs    the waitpid loop: tasks, ptrace events, signal stops, syscall entry and
+//!              exit stops, handler calls, the events and their windows
+//!  strike.rs   landing a strike: whose turn, rewind, fire; restarted calls
+//!  decode.rs   reading a stopped task: waitpid statuses, a call's paths and details
+//! ```
+
+mod decode;
+mod serve;
+mod strike;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::procfs;
+use super::run::{Progress, spawn_registered};
+use super::seccomp::Filter;
+use crate::outcome::{HandlerIo, ProcessTrace};
+use crate::strike::Recipient;
+use crate::syscalls::{ClassSet, Event, SyscallCensus, SyscallClass, When};
+use crate::values::{ExitStatus, PathGlob, Signal};
+use serve::Tracer;
+
+/// How many events per process the outcome keeps from before the first strike.
+pub const WINDOW_BEFORE: usize = 8;
+/// How many events per process the outcome keeps from after the first strike.
+pub const WINDOW_AFTER: usize = 24;
+/// How many events a census keeps in order (the counts are always complete).
+pub const EVENT_CAP: usize = 20_000;
+
+/// What to trace and where to strike.
+#[derive(Debug, Clone)]
+pub struct TraceSetup {
+    /// The classes the filter traps.
+    pub classes: ClassSet,
+    /// The plan's syscall strikes.
+    pub strikes: Vec<SyscallStrike>,
+    /// Paths under this directory are shown relative to it.
+    pub root: PathBuf,
+    /// Keep every event in order (census, `killpoint trace`), not only the windows
+    /// around the first strike.
+    pub keep_events: bool,
+    /// Follow each signal handler from its delivery to its `rt_sigreturn` and note the
+    /// files it writes or syncs (`handler-no-io`).
+    pub handler_io: bool,
+}
+
+/// A strike of the plan that lands at a syscall.
+#[derive(Debug, Clone)]
+pub struct SyscallStrike {
+    /// Its index in the plan: it fires only when every strike before it has.
+    pub index: usize,
+    pub signal: Signal,
+    pub to: Recipient,
+    pub class: SyscallClass,
+    pub path: Option<PathGlob>,
+    /// Which matching call, from 1 over the whole tree.
+    pub nth: u64,
+    pub when: When,
+}
+
+/// What the case thread and the tracer share.
+pub struct Link {
+    pub progress: Arc<Mutex<Progress>>,
+    /// Set by whoever sends the first strike: the trace windows switch from "before" to
+    /// "after" there.
+    pub struck: AtomicBool,
+    /// The live traced processes, so that killing the tree can reach every one of them.
+    pub tracees: Mutex<BTreeSet<i32>>,
+    /// Written to (one byte) when the tracer has news for the case thread.
+    wake: OwnedFd,
+}
+
+impl Link {
+    /// A link and the read end of its wake-up pipe.
+    pub fn new(progress: Arc<Mutex<Progress>>) -> io::Result<(Arc<Link>, OwnedFd)> {
+        let (read, write) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .map_err(io::Error::from)?;
+        let link = Link {
+            progress,
+            struck: AtomicBool::new(false),
+            tracees: Mutex::new(BTreeSet::new()),
+            wake: write,
+        };
+        Ok((Arc::new(link), read))
+    }
+
+    fn wake(&self) {
+        let _ = rustix::io::write(&self.wake, b"!");
+    }
+
+    pub fn tracees(&self) -> Vec<i32> {
+        self.tracees
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+}
+
+/// What the tracer saw of a whole run.
+#[derive(Debug, Default)]
+pub struct TraceLog {
+    /// How the target's main process ended.
+    pub main_status: Option<ExitStatus>,
+    pub census: SyscallCensus,
+    /// Every event in order (with `keep_events`), up to [`EVENT_CAP`].
+    pub events: Vec<Event>,
+    pub events_dropped: u64,
+    /// Per process: the events just before the first strike and those after it.
+    pub windows: Vec<ProcessTrace>,
+    /// A ptrace request that failed in a way that makes the trace incomplete.
+    pub failure: Option<String>,
+    /// Files written or synced inside signal handlers (with `handler_io`).
+    pub handler_io: Vec<HandlerIo>,
+}
+
+/// A running traced target.
+pub struct Traced {
+    pub child: Child,
+    pub start: Instant,
+    /// The main process's pidfd, opened before the tracer could reap it.
+    pub pidfd: std::os::fd::OwnedFd,
+    pub thread: JoinHandle<TraceLog>,
+}
+
+/// Why a target cannot be traced.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error(
+        "cannot trace `{program}`: {step} failed: {error}\n  {hint}\n  Delay strikes (`at = {{ after = … }}`) work without ptrace; syscall strikes and `after_handler` need it."
+    )]
+    Unavailable {
+        program: String,
+        step: &'static str,
+        error: io::Error,
+        hint: String,
+    },
+    #[error("cannot start `{program}`: {error}")]
+    Spawn { program: String, error: io::Error },
+    #[error("the tracer thread could not start: {0}")]
+    Thread(io::Error),
+}
+
+/// The steps of the traced child's set-up, reported back through a pipe when one fails.
+const STEP_TRACEME: u8 = 1;
+const STEP_SECCOMP: u8 = 2;
+
+/// Spawns `command` under the tracer. The returned thread serves the target's tree until
+/// it has exited, then returns what it saw.
+pub fn spawn(
+    mut command: Command,
+    program: String,
+    setup: TraceSetup,
+    link: Arc<Link>,
+) -> Result<Traced, TraceError> {
+    if SyscallClass::Write.syscalls().is_empty() {
+        return Err(TraceError::Unavailable {
+            program,
+            step: "choosing syscalls",
+            error: io::Error::from(io::ErrorKind::Unsupported),
+            hint: "syscall strikes are implemented for x86_64 Linux only".into(),
+        });
+    }
+    let filter = Filter::new(&setup.classes);
+    let (step_read, step_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| TraceError::Spawn {
+            program: program.clone(),
+            error: e.into(),
+        })?;
+    // SAFETY: the closure runs between fork and exec and makes only system calls (ptrace,
+    // seccomp, prctl, write) on values prepared before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            let fail = |step: u8| {
+                let error = io::Error::last_os_error();
+                let _ = rustix::io::write(&step_write, &[step]);
+                Err(error)
+            };
+            let null = std::ptr::null_mut::<libc::c_void>();
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, null, null) != 0 {
+                return fail(STEP_TRACEME);
+            }
+            if filter.install().is_err() {
+                return fail(STEP_SECCOMP);
+            }
+            Ok(())
+        });
+    }
+    let (sender, receiver) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("killpoint-tracer".into())
+        .spawn(move || {
+            let child = match spawn_registered(&mut command) {
+                Ok(child) => child,
+                Err(error) => {
+                    let _ = sender.send(Err(error));
+                    return TraceLog::default();
+                }
+            };
+            let start = Instant::now();
+            let main = child.id() as i32;
+            // The pidfd is opened here, before this thread can reap the child: a target
+            // that ends at once is reaped by `serve` before the case thread could open it.
+            let pidfd = match rustix::process::Pid::from_raw(main)
+                .ok_or(rustix::io::Errno::SRCH)
+                .and_then(|pid| {
+                    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                }) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let _ = sender.send(Err(e.into()));
+                    return TraceLog::default();
+                }
+            };
+            if sender.send(Ok((child, start, pidfd))).is_err() {
+                return TraceLog::default();
+            }
+            Tracer::new(main, start, setup, link).serve()
+        })
+        .map_err(TraceError::Thread)?;
+    match receiver.recv() {
+        Ok(Ok((child, start, pidfd))) => Ok(Traced {
+            child,
+            start,
+            pidfd,
+            thread,
+        }),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            let mut step = [0u8];
+            let step = match rustix::io::read(&step_read, &mut step) {
+                Ok(1) => step[0],
+                _ => 0,
+            };
+            Err(match step {
+                STEP_TRACEME => TraceError::Unavailable {
+                    program,
+                    step: "ptrace(PTRACE_TRACEME)",
+                    hint: why_no_ptrace(),
+                    error,
+                },
+                STEP_SECCOMP => TraceError::Unavailable {
+                    program,
+                    step: "installing the seccomp filter",
+                    hint: "the kernel or a container policy refuses seccomp filters (CONFIG_SECCOMP_FILTER, or a sandbox that forbids seccomp(2))".into(),
+                    error,
+                },
+                _ => TraceError::Spawn { program, error },
+            })
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(TraceError::Thread(io::Error::other(
+                "the tracer thread ended early",
+            )))
+        }
+    }
+}
+
+/// The likeliest reason ptrace is refused, from what this machine shows.
+fn why_no_ptrace() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let tracer = status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if tracer != 0 {
+        return format!(
+            "killpoint is itself being traced by pid {tracer} ({}), and a process has only one tracer: run killpoint outside strace, gdb or `nextest --tracer`",
+            procfs::command_line(tracer)
+        );
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if scope == "3" {
+        return "ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3; only a reboot lowers it)".into();
+    }
+    "ptrace is refused here: a container policy (a seccomp profile, AppArmor, or missing CAP_SYS_PTRACE) may forbid it; allow ptrace for the container, e.g. `--cap-add SYS_PTRACE --security-opt seccomp=unconfined`".into()
+}
