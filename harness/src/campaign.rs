@@ -160,6 +160,26 @@ pub struct Found {
     pub warnings: Vec<Warning>,
 }
 
+impl Found {
+    /// A campaign that has run nothing yet, its result `result`.
+    pub fn nothing(result: ScenarioResult) -> Found {
+        Found {
+            result,
+            census: None,
+            cases_run: 0,
+            cases_planned: 0,
+            regressions_replayed: 0,
+            coverage: None,
+            cases: Vec::new(),
+            failure: None,
+            shrink: None,
+            case: None,
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// How much of the strike space the cases tried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Coverage {
@@ -197,20 +217,7 @@ impl Campaign {
 
     /// Runs one scenario: census, cases, shrinking, verdict; `events` hears each step.
     pub fn run(&self, scenario: &Scenario, events: &(dyn Fn(&Event) + Sync)) -> Found {
-        let mut found = Found {
-            result: ScenarioResult::Passed,
-            census: None,
-            cases_run: 0,
-            cases_planned: 0,
-            regressions_replayed: 0,
-            coverage: None,
-            cases: Vec::new(),
-            failure: None,
-            shrink: None,
-            case: None,
-            notes: Vec::new(),
-            warnings: Vec::new(),
-        };
+        let mut found = Found::nothing(ScenarioResult::Passed);
         found.result = match self.census_and_cases(scenario, events, &mut found) {
             Ok(result) | Err(result) => result,
         };

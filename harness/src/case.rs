@@ -49,7 +49,7 @@ pub(crate) struct Prepared {
 /// census.
 #[derive(Clone, Copy)]
 enum Reference<'a> {
-    Census { traced: bool },
+    Census,
     Case(&'a Census),
 }
 
@@ -88,15 +88,14 @@ impl Prepared {
     /// without ptrace runs it (and every case after it) untraced, with a note.
     pub fn census(&mut self) -> Result<Census, RunError> {
         let empty = Plan { strikes: vec![] };
-        let traced = self.traced;
-        let (seen, untraced) = match self.observe(&empty, Reference::Census { traced }) {
+        let (seen, untraced) = match self.observe(&empty, Reference::Census) {
             Err(RunError::Trace(why @ TraceError::Unavailable { .. }))
-                if traced && !self.scenario.needs_tracer() =>
+                if self.traced && !self.scenario.needs_tracer() =>
             {
                 self.traced = false;
                 let note =
                     format!("run untraced, without per-process timelines or handler checks: {why}");
-                let seen = self.observe(&empty, Reference::Census { traced: false })?;
+                let seen = self.observe(&empty, Reference::Census)?;
                 (seen, Some(note))
             }
             seen => (seen?, None),
@@ -170,9 +169,9 @@ impl Prepared {
             .collect::<Result<_, _>>()?;
         let launch = self.target.launch(sandbox.path(), &scenario.env);
         let (watch, trace) = match reference {
-            Reference::Census { traced } => (
+            Reference::Census => (
                 self.census_signals(),
-                traced.then(|| self.census_trace(sandbox.path())),
+                self.traced.then(|| self.census_trace(sandbox.path())),
             ),
             Reference::Case(_) => (Vec::new(), self.case_trace(plan, sandbox.path())),
         };
@@ -189,7 +188,7 @@ impl Prepared {
                 .filter(|f| !census.files_after.contains(*f))
                 .cloned()
                 .collect(),
-            Reference::Census { .. } => Vec::new(),
+            Reference::Census => Vec::new(),
         };
         let outputs = expect
             .outputs
@@ -211,7 +210,7 @@ impl Prepared {
                 // A census keeps its process tree in its syscall census.
                 match reference {
                     Reference::Case(_) => std::mem::take(&mut log.census.processes),
-                    Reference::Census { .. } => Vec::new(),
+                    Reference::Census => Vec::new(),
                 },
                 std::mem::take(&mut log.handler_io),
                 Some(log),
@@ -495,7 +494,7 @@ fn golden<'b>(
 ) -> Option<&'b [u8]> {
     match reference {
         Reference::Case(census) => census.golden_bytes(path),
-        Reference::Census { .. } => left.get(path).and_then(|b| b.as_deref()),
+        Reference::Census => left.get(path).and_then(|b| b.as_deref()),
     }
 }
 

@@ -145,19 +145,10 @@ fn watch(
         PidfdFlags::empty(),
     )
     .map_err(|e| (failed(e.into()), None))?;
-    let mut pipes = Vec::new();
-    for fd in [
-        child.stdout.take().map(OwnedFd::from),
-        child.stderr.take().map(OwnedFd::from),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        match Pipe::new(fd, usize::MAX) {
-            Ok(pipe) => pipes.push(pipe),
-            Err(e) => return Err((failed(e), Some(pidfd))),
-        }
-    }
+    let mut pipes = match Pipe::of_child(child, usize::MAX) {
+        Ok(pipes) => pipes,
+        Err(e) => return Err((failed(e), Some(pidfd))),
+    };
     let mut exited = false;
     loop {
         if exited && pipes.iter().all(|p| p.fd.is_none()) {

@@ -25,6 +25,18 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
+    /// The child's captured stdout and stderr (those it has), each keeping `limit` bytes.
+    pub(crate) fn of_child(child: &mut std::process::Child, limit: usize) -> io::Result<Vec<Pipe>> {
+        [
+            child.stdout.take().map(OwnedFd::from),
+            child.stderr.take().map(OwnedFd::from),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|fd| Pipe::new(fd, limit))
+        .collect()
+    }
+
     /// Reads `fd` (made non-blocking here), keeping the first `limit` bytes.
     pub(crate) fn new(fd: OwnedFd, limit: usize) -> io::Result<Pipe> {
         rustix::io::ioctl_fionbio(&fd, true)?;

@@ -220,16 +220,7 @@ pub fn run(
         main: pid,
         link: link.clone(),
     };
-    let mut pipes = Vec::new();
-    for fd in [
-        child.stdout.take().map(OwnedFd::from),
-        child.stderr.take().map(OwnedFd::from),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        pipes.push(Pipe::new(fd, CAPTURE_LIMIT)?);
-    }
+    let pipes = Pipe::of_child(&mut child, CAPTURE_LIMIT)?;
 
     let mut state = State {
         start,

@@ -79,23 +79,7 @@ impl ScenarioReport {
 
     /// The report of a scenario that could not even start: `result`, nothing run.
     pub fn unrun(scenario: &Scenario, result: ScenarioResult) -> ScenarioReport {
-        ScenarioReport::new(
-            scenario,
-            Found {
-                result,
-                census: None,
-                cases_run: 0,
-                cases_planned: 0,
-                regressions_replayed: 0,
-                coverage: None,
-                cases: Vec::new(),
-                failure: None,
-                shrink: None,
-                case: None,
-                notes: Vec::new(),
-                warnings: Vec::new(),
-            },
-        )
+        ScenarioReport::new(scenario, Found::nothing(result))
     }
 }
 
