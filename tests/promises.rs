@@ -335,7 +335,8 @@ fn a_user_invariant_is_judged_on_every_case_and_fails_the_scenario_under_its_own
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    // Holding: judged once per case, and listed among the invariants checked.
+    // Holding: judged on the census and once per case, and listed among the invariants
+    // checked.
     let judged = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&judged);
     let holds = stops_on_sigterm().invariant(Invariant::new("counted", move |_| {
@@ -346,7 +347,11 @@ fn a_user_invariant_is_judged_on_every_case_and_fails_the_scenario_under_its_own
     let text = killpoint::report::scenario_text(&report);
     assert_eq!(report.result, ScenarioResult::Passed, "{text}");
     assert_eq!(report.cases_run, 5);
-    assert_eq!(judged.load(Ordering::SeqCst), 5, "once per case");
+    assert_eq!(
+        judged.load(Ordering::SeqCst),
+        6,
+        "once for the uninterrupted run, then once per case"
+    );
     assert!(
         report
             .checked

@@ -88,7 +88,7 @@ impl CampaignOptions {
                 self.seed = seed;
                 self.first = Some(id);
             }
-            CaseId::Point(_) => self.first = Some(id),
+            CaseId::Point(_) | CaseId::Census => self.first = Some(id),
         }
     }
 
@@ -151,6 +151,8 @@ pub struct Found {
     pub cases: Vec<CaseSummary>,
     /// The reported case: the simplest failing plan shrinking found.
     pub failure: Option<JudgedCase>,
+    /// The other cases that failed, in order (cases running beside the reported one).
+    pub also_failed: Vec<CaseSummary>,
     pub shrink: Option<ShrinkReport>,
     /// With `case`: that case, judged, whatever its verdict.
     pub case: Option<JudgedCase>,
@@ -172,6 +174,7 @@ impl Found {
             coverage: None,
             cases: Vec::new(),
             failure: None,
+            also_failed: Vec::new(),
             shrink: None,
             case: None,
             notes: Vec::new(),
@@ -259,6 +262,17 @@ impl Campaign {
     ) -> Result<ScenarioResult, ScenarioResult> {
         let scenario = &prepared.scenario;
         prepared.vet_census(census).map_err(error)?;
+        // A promise broken with no strike at all: found by the census, reported as it ran
+        // (there is no plan to shrink, and nothing to record: every campaign runs it).
+        let judged = prepared.census_case(census);
+        if !judged.held() {
+            let result = judged::verdict(&scenario.expect.violation, &judged.violated());
+            if self.options.case.is_some() {
+                found.case = Some(judged.clone());
+            }
+            found.failure = Some(judged);
+            return Ok(result);
+        }
         let space = StrikeSpace::new(scenario, census).map_err(error)?;
         let exhaustive = self.exhaustive(scenario, &space);
         let plans = Plans::new(space);
@@ -306,6 +320,20 @@ impl Campaign {
             });
         }
         let expected = &scenario.expect.violation;
+        // A violation the scenario does not declare decides, wherever it came: it is the
+        // case reported (and shrunk), even when a declared one came first. Every other
+        // failing case is listed with it.
+        let reported = failures
+            .iter()
+            .position(|(case, _)| {
+                judged::verdict(expected, &case.violated()) == ScenarioResult::Violated
+            })
+            .unwrap_or(0);
+        if reported < failures.len() {
+            let first = failures.remove(reported);
+            found.also_failed = failures.iter().map(|(case, _)| case.summary()).collect();
+            failures.insert(0, first);
+        }
         let mut failures = failures.into_iter();
         if interrupt::requested() {
             // A failure found before the stop is reported (and recorded), unshrunk, and
@@ -452,7 +480,15 @@ impl Campaign {
         if budget.iterations == 0 {
             return None;
         }
-        let key = failed.violations[0].0.clone();
+        // Shrink towards the violation that decides: an undeclared one if there is one.
+        let expected = &scenario.expect.violation;
+        let key = failed
+            .violations
+            .iter()
+            .map(|(name, _)| name)
+            .find(|name| !expected.contains(name))
+            .unwrap_or(&failed.violations[0].0)
+            .clone();
         let mut tree = space::tree(&plans.strategy, seed, &moves);
         let mut steps = 0;
         let shrunk = shrink::shrink(&mut *tree, moves, budget, |plan| {

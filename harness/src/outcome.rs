@@ -30,7 +30,7 @@ pub struct Outcome {
     pub tree_gone_at: Option<Duration>,
     /// Set when the harness killed the tree, with why and when.
     pub killed: Option<HarnessKill>,
-    /// Processes of the tree still alive when the main process exited.
+    /// Processes of the tree still alive `leftover_grace` after the main process exited.
     pub leftovers: Vec<ProcessInfo>,
     /// Each declared output before and after the run.
     pub outputs: Vec<OutputRecord>,
@@ -253,6 +253,19 @@ pub enum KillReason {
     TimedOut,
     /// Processes outlived the main process.
     Leftovers,
+}
+
+impl KillReason {
+    /// Why the harness killed the tree, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KillReason::DrainOverran => "the tree was still running at the deadline",
+            KillReason::TimedOut => "no strike reached it and it ran past the timeout",
+            KillReason::Leftovers => {
+                "processes of the tree were still running after the main process had ended"
+            }
+        }
+    }
 }
 
 /// A process of the target's tree.

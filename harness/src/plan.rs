@@ -106,6 +106,9 @@ impl fmt::Display for PlannedStrike {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.strikes.is_empty() {
+            return f.write_str("no strike");
+        }
         for (i, strike) in self.strikes.iter().enumerate() {
             if i > 0 {
                 f.write_str(", then ")?;
@@ -160,12 +163,18 @@ impl Moves {
     }
 }
 
-/// Which case: one drawn from a seed (and maybe shrunk), or one point of an exhaustive
-/// run. Written `SEED`, `SEED-MOVES` (a shrunk case) or `pN` (exhaustive point N, from 0).
+/// Which case: one drawn from a seed (and maybe shrunk), one point of an exhaustive run,
+/// or the uninterrupted run itself. Written `SEED`, `SEED-MOVES` (a shrunk case), `pN`
+/// (exhaustive point N, from 0) or `census`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CaseId {
-    Seeded { seed: u64, moves: Moves },
+    Seeded {
+        seed: u64,
+        moves: Moves,
+    },
     Point(u64),
+    /// The run under the empty plan: a promise broken with no strike at all.
+    Census,
 }
 
 impl CaseId {
@@ -183,6 +192,7 @@ impl fmt::Display for CaseId {
             CaseId::Seeded { seed, moves } if moves.0.is_empty() => write!(f, "{seed}"),
             CaseId::Seeded { seed, moves } => write!(f, "{seed}-{}", moves.to_hex()),
             CaseId::Point(n) => write!(f, "p{n}"),
+            CaseId::Census => f.write_str("census"),
         }
     }
 }
@@ -193,10 +203,13 @@ impl std::str::FromStr for CaseId {
     fn from_str(text: &str) -> Result<CaseId, String> {
         let bad = || {
             format!(
-                "`{text}` is not a case: expected a seed (`1234`), a shrunk case (`1234-5b`) or an exhaustive point (`p17`)"
+                "`{text}` is not a case: expected a seed (`1234`), a shrunk case (`1234-5b`), an exhaustive point (`p17`) or `census`"
             )
         };
         let text = text.trim();
+        if text == "census" {
+            return Ok(CaseId::Census);
+        }
         if let Some(n) = text.strip_prefix('p') {
             return n.parse().map(CaseId::Point).map_err(|_| bad());
         }

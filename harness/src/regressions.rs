@@ -177,6 +177,6 @@ mod tests {
         let path = dir.path().join("x.regressions");
         std::fs::write(&path, "# header\n12\nnot-a-seed # oops\n").unwrap();
         let e = load(&path).unwrap_err();
-        assert!(e.ends_with("x.regressions:3: `not-a-seed` is not a case: expected a seed (`1234`), a shrunk case (`1234-5b`) or an exhaustive point (`p17`)"), "{e}");
+        assert!(e.ends_with("x.regressions:3: `not-a-seed` is not a case: expected a seed (`1234`), a shrunk case (`1234-5b`), an exhaustive point (`p17`) or `census`"), "{e}");
     }
 }

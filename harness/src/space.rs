@@ -326,6 +326,7 @@ impl Plans {
     pub fn plan(&self, id: &CaseId) -> Result<Plan, String> {
         match id {
             CaseId::Seeded { seed, moves } => Ok(tree(&self.strategy, *seed, moves).current()),
+            CaseId::Census => Ok(Plan { strikes: vec![] }),
             CaseId::Point(n) => match self.space.size() {
                 Some(size) => self.space.point(*n).ok_or_else(|| {
                     format!("case {id} names no point: the strike space has {size} points now")

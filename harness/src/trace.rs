@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::os::run::{self, Launch, Limits, RunError};
 use crate::os::tracer::TraceSetup;
-use crate::outcome::HarnessKill;
+use crate::outcome::{HarnessKill, KillReason, ProcessInfo};
 use crate::syscalls::{CallCount, Event, SyscallCensus, SyscallClass, TracedProcess};
 use crate::units::ms;
 use crate::values::ExitStatus;
@@ -26,8 +26,12 @@ pub struct TraceReport {
     pub status: ExitStatus,
     #[serde(with = "crate::units::millis")]
     pub duration: Duration,
-    /// Set when the command ran past the timeout and was killed.
+    /// Set when killpoint killed what was left: the command ran past the timeout, or
+    /// processes it started were still running after it ended.
     pub killed: Option<HarnessKill>,
+    /// Processes still running after the command ended (and its grace); killed then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<ProcessInfo>,
     pub syscalls: SyscallCensus,
     pub events: Vec<Event>,
     pub events_dropped: u64,
@@ -81,6 +85,7 @@ pub fn trace(
         Limits {
             timeout,
             deadline: None,
+            grace: crate::expect::DEFAULT_LEFTOVER_GRACE,
         },
         Some(setup),
     )?;
@@ -93,6 +98,7 @@ pub fn trace(
         status: ran.status,
         duration: ran.exited_at,
         killed: ran.killed,
+        leftovers: ran.leftovers,
         syscalls: log.census,
         events: log.events,
         events_dropped: log.events_dropped,
@@ -132,7 +138,14 @@ pub fn table(report: &TraceReport, all: bool) -> String {
         report.status,
         ms(report.duration),
         match &report.killed {
-            Some(kill) => format!(" (killed at {}: ran past the timeout)", ms(kill.at)),
+            Some(kill) if kill.reason == KillReason::TimedOut =>
+                format!(" (killed at {}: it ran past the timeout)", ms(kill.at)),
+            Some(kill) => format!(
+                "; {} process(es) it started still ran {} later and were killed at {}",
+                report.leftovers.len(),
+                ms(crate::expect::DEFAULT_LEFTOVER_GRACE),
+                ms(kill.at)
+            ),
             None => String::new(),
         }
     );
@@ -167,7 +180,8 @@ pub fn table(report: &TraceReport, all: bool) -> String {
         PROCESSES_SHOWN
     };
     for process in processes.iter().take(listed) {
-        process_line(&mut out, process, processes);
+        let left = report.leftovers.iter().any(|l| l.pid == process.pid);
+        process_line(&mut out, process, processes, left);
     }
     if processes.len() > listed {
         let _ = writeln!(
@@ -209,7 +223,7 @@ pub fn table(report: &TraceReport, all: bool) -> String {
     out
 }
 
-fn process_line(out: &mut String, process: &TracedProcess, all: &[TracedProcess]) {
+fn process_line(out: &mut String, process: &TracedProcess, all: &[TracedProcess], left: bool) {
     let mut depth = 0;
     let mut parent = process.parent;
     while let Some(p) = parent {
@@ -217,6 +231,9 @@ fn process_line(out: &mut String, process: &TracedProcess, all: &[TracedProcess]
         parent = all.iter().find(|q| q.pid == p).and_then(|q| q.parent);
     }
     let status = match process.status {
+        Some(status) if left => {
+            format!("left running after the command ended; {status}, by killpoint")
+        }
         Some(status) => status.to_string(),
         None => "still running".into(),
     };

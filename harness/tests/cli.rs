@@ -239,11 +239,28 @@ fn leftover_is_found_and_killed(tag: &str, no_cgroup: Option<&str>) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "a census that leaves processes cannot serve: {stdout}"
+        Some(1),
+        "a process left by the uninterrupted run is a violation found by it: {stdout}"
     );
     assert!(
-        stdout.contains("the uninterrupted run left processes running: pid "),
+        stdout.contains(
+            "VIOLATED: no-leftover-processes, found by the uninterrupted run: no strike reached it"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 process(es) still running 500.0 ms after the main process exited at "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("killed by the harness at ")
+            && stdout.contains(
+                "(processes of the tree were still running after the main process had ended)"
+            ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rerun: killpoint repro ") && stdout.contains(" --case census"),
         "{stdout}"
     );
     // Caught mid-exec, a process has its new name but no arguments yet: `[sleep]`.

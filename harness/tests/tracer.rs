@@ -148,16 +148,27 @@ outputs = ["out.json"]
         "{hit}"
     );
     assert_eq!(hit["result"], 0);
-    // At the entry, with no handler, the rename never happens: the prior content stays.
+    // At the entry, with no handler, the rename never happens: the prior content stays,
+    // and so does the temp file, which a handler could have removed.
     let ran = strike(
         dir.path(),
         "rename-entry",
         &writer("entry", r#", "--no-handlers""#),
     );
-    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
     let outcome = &case(&ran)["outcome"];
     assert_eq!(outcome["status"], "SIGTERM");
     assert_eq!(outcome["outputs"][0]["after"]["state"], "prior");
+    let violations = &case(&ran)["violations"];
+    assert_eq!(violations[0][0], "atomic-output", "{violations}");
+    let evidence = violations[0][1][0].as_str().unwrap();
+    assert!(
+        evidence.starts_with("left behind: .out.json.tmp-")
+            && evidence.ends_with(
+                "the main process died of SIGTERM, a signal it could have caught to remove them"
+            ),
+        "{evidence}"
+    );
     assert!(
         ran.stdout
             .contains("struck: SIGTERM at the entry of rename #1 to .out.json.tmp-"),

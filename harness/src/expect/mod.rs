@@ -41,9 +41,19 @@ pub struct Expect {
         skip_serializing_if = "Option::is_none"
     )]
     pub deadline: Option<Duration>,
-    /// No process of the tree may outlive the target's main process.
+    /// No process of the tree may outlive the target's main process by more than
+    /// `leftover_grace`.
     #[serde(default = "yes")]
     pub no_leftover_processes: bool,
+    /// How long after the main process exits the rest of its tree may take to end before
+    /// what still runs counts as left over; default [`DEFAULT_LEFTOVER_GRACE`], never more
+    /// than `deadline`.
+    #[serde(
+        default,
+        with = "values::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub leftover_grace: Option<Duration>,
     /// How the target acknowledges work and where what survived is read: every
     /// acknowledged id must survive (`acked-survives`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +104,7 @@ impl Default for Expect {
             no_temp_leftovers: true,
             deadline: None,
             no_leftover_processes: true,
+            leftover_grace: None,
             acked: None,
             resume: None,
             signal_forwarded: false,
@@ -107,7 +118,22 @@ impl Default for Expect {
     }
 }
 
+/// How long, by default, the rest of the tree may take to end after the main process:
+/// a child that ends on its own a moment after its parent (a helper finishing its
+/// protocol, a child dying of the signal its parent forwarded as it exited) is part of
+/// the shutdown, not a leftover.
+pub const DEFAULT_LEFTOVER_GRACE: Duration = Duration::from_millis(500);
+
 impl Expect {
+    /// The leftover grace in force: `leftover_grace`, else the default, within `deadline`.
+    pub fn grace(&self) -> Duration {
+        let grace = self.leftover_grace.unwrap_or(DEFAULT_LEFTOVER_GRACE);
+        match self.deadline {
+            Some(deadline) => grace.min(deadline),
+            None => grace,
+        }
+    }
+
     /// Where the resume's and the case's units of work are reported: `[expect.resume]
     /// work`, else `[expect.acked] ack`; `None` without a resume step.
     pub fn work_reports(&self) -> Option<&Reports> {

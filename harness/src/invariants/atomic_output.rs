@@ -3,7 +3,8 @@
 //! is left beside it.
 
 use super::{Context, Verdict};
-use crate::outcome::{Difference, FileState, OutputRecord};
+use crate::outcome::{Difference, FileState, Outcome, OutputRecord};
+use crate::values::ExitStatus;
 
 pub fn check(ctx: &Context) -> Verdict {
     let outcome = ctx.outcome;
@@ -13,20 +14,12 @@ pub fn check(ctx: &Context) -> Verdict {
         .filter_map(describe_partial)
         .collect();
 
-    // After SIGKILL, a signal the target had no handler for (its default action killed
-    // it where it stood), or when the harness had to kill the tree, nobody could clean
-    // up: temp files are expected then. After a graceful stop or a clean run they are not.
-    let graceful = outcome.killed.is_none()
-        && outcome
-            .first_delivered()
-            .is_none_or(|s| s.signal.is_catchable() && s.caught);
-    if ctx.expect.no_temp_leftovers && graceful && !outcome.stray_files.is_empty() {
-        let after = match outcome.first_delivered() {
-            Some(strike) => format!("after {}", strike.signal),
-            None => "after a clean run".to_string(),
-        };
+    if ctx.expect.no_temp_leftovers
+        && !outcome.stray_files.is_empty()
+        && let Cleanup::Owed(rule) = cleanup(outcome)
+    {
         evidence.push(format!(
-            "left behind {after}: {} (not there after the census)",
+            "left behind: {} (not there before the run, nor after the uninterrupted one); {rule}",
             outcome.stray_files.join(", ")
         ));
     }
@@ -35,6 +28,52 @@ pub fn check(ctx: &Context) -> Verdict {
         Verdict::Held
     } else {
         Verdict::violated(evidence)
+    }
+}
+
+/// Whether new files left beside the outputs break the promise: they do unless whoever
+/// would have removed them was killed by a signal no handler can catch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleanup {
+    /// The process that owned the clean-up could have run it; why, in words.
+    Owed(String),
+    /// Nobody could have cleaned up; why, in words.
+    Excused(String),
+}
+
+/// The rule that applies to the files a run left behind. Only the main process's fate
+/// and the harness's own kill count: a worker killed by SIGKILL does not excuse a main
+/// process that lived on and could have removed what the worker left.
+pub fn cleanup(outcome: &Outcome) -> Cleanup {
+    if let Some(kill) = &outcome.killed {
+        return Cleanup::Excused(format!(
+            "the harness killed what was left of the tree with SIGKILL at {} ({})",
+            crate::units::ms(kill.at),
+            kill.reason.describe()
+        ));
+    }
+    let strike = outcome.first_delivered();
+    match outcome.status {
+        ExitStatus::Signal(signal) if !signal.is_catchable() => Cleanup::Excused(format!(
+            "the main process was killed by {signal}, which no handler can catch"
+        )),
+        ExitStatus::Signal(signal) => {
+            let caught = strike.is_some_and(|s| s.signal == signal && s.caught);
+            Cleanup::Owed(if caught {
+                format!("the main process caught {signal}, then died of it without removing them")
+            } else {
+                format!(
+                    "the main process died of {signal}, a signal it could have caught to remove them"
+                )
+            })
+        }
+        ExitStatus::Code(code) => Cleanup::Owed(match strike {
+            Some(strike) => format!(
+                "after {}, the main process lived on and exited {code} without removing them",
+                strike.signal
+            ),
+            None => format!("no strike reached it, and it exited {code} without removing them"),
+        }),
     }
 }
 
@@ -79,7 +118,6 @@ mod tests {
     use super::*;
     use crate::expect::Expect;
     use crate::invariants::testing::*;
-    use crate::outcome::Outcome;
     use crate::values::Signal;
 
     const GOLDEN: &[u8] = b"{\"items\":[0,1,2,3,4,5,6,7]}";
@@ -168,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn a_temp_file_left_after_sigterm_is_a_violation() {
+    fn a_temp_file_left_after_a_caught_sigterm_is_a_violation() {
         let mut o = with_after(None, None);
         o.stray_files = vec![".out.json.tmp-77".into()];
         let Verdict::Violated { evidence } = judge(&o) else {
@@ -176,25 +214,62 @@ mod tests {
         };
         assert_eq!(
             evidence,
-            vec!["left behind after SIGTERM: .out.json.tmp-77 (not there after the census)"]
+            vec![
+                "left behind: .out.json.tmp-77 (not there before the run, nor after the uninterrupted one); after SIGTERM, the main process lived on and exited 14 without removing them"
+            ]
         );
     }
 
     #[test]
-    fn a_temp_file_left_after_sigkill_is_expected() {
+    fn a_temp_file_left_after_sigkill_is_excused() {
         let mut o = with_after(None, None);
         o.strikes = vec![struck(Signal::SIGKILL, at_ms(20))];
+        o.status = ExitStatus::Signal(Signal::SIGKILL);
         o.stray_files = vec![".out.json.tmp-77".into()];
         assert_eq!(judge(&o), Verdict::Held);
+        assert_eq!(
+            cleanup(&o),
+            Cleanup::Excused(
+                "the main process was killed by SIGKILL, which no handler can catch".into()
+            )
+        );
     }
 
     #[test]
-    fn a_temp_file_left_by_a_signal_without_a_handler_is_expected() {
+    fn dying_of_a_catchable_signal_without_a_handler_owes_the_clean_up() {
         let mut o = with_after(None, None);
         let mut strike = struck(Signal::SIGTERM, at_ms(20));
         strike.caught = false;
         o.strikes = vec![strike];
-        o.stray_files = vec![".out.json.tmp-77".into()];
-        assert_eq!(judge(&o), Verdict::Held);
+        o.status = ExitStatus::Signal(Signal::SIGTERM);
+        o.stray_files = vec!["tmpab12cd".into()];
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("a program that could have caught SIGTERM owes the clean-up")
+        };
+        assert!(
+            evidence[0].ends_with(
+                "the main process died of SIGTERM, a signal it could have caught to remove them"
+            ),
+            "{}",
+            evidence[0]
+        );
+    }
+
+    #[test]
+    fn a_worker_killed_by_sigkill_does_not_excuse_the_main_process_that_lived_on() {
+        let mut o = with_after(None, None);
+        o.strikes = vec![struck(Signal::SIGKILL, at_ms(20))];
+        o.status = ExitStatus::Code(1);
+        o.stray_files = vec!["part.tmp".into()];
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("the main process lived on and could have cleaned up")
+        };
+        assert!(
+            evidence[0].ends_with(
+                "after SIGKILL, the main process lived on and exited 1 without removing them"
+            ),
+            "{}",
+            evidence[0]
+        );
     }
 }

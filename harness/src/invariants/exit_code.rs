@@ -7,8 +7,12 @@
 //! complete and, with `[expect.acked]`, every id the census acknowledged acknowledged
 //! again. A run that reports success must have done what a clean run does.
 
+use std::time::Duration;
+
 use super::{Context, Verdict};
-use crate::outcome::{FileState, KillReason};
+use crate::census::Census;
+use crate::outcome::{FileState, KillReason, StrikeRecord};
+use crate::plan::{Clock, Point};
 use crate::units::ms;
 use crate::values::{ExitStatus, Signal};
 
@@ -57,17 +61,26 @@ pub fn check(ctx: &Context) -> Verdict {
     if allowed.contains(&status) {
         return Verdict::Held;
     }
+    let handler = handler_then(strike, ctx.census);
     let sent = format!(
-        "{} sent at {}{}",
+        "{} sent at {} ({})",
         strike.signal,
         ms(strike.sent_at.unwrap_or_default()),
-        if strike.caught {
-            " (it had a handler)"
-        } else {
-            " (it had no handler for it yet)"
-        }
+        handler.describe(strike.signal)
     );
     let unfinished = unfinished_work(ctx);
+    // After its work, on its way out, a program may give its handler up (Python does
+    // as it finalizes): a signal then takes its default action, which is no more a
+    // broken promise than a clean exit at the same moment.
+    // Only where the scenario says what the work is can it be seen to be finished.
+    let declares_work = !expect.outputs.is_empty() || expect.acked.is_some();
+    if handler.given_up()
+        && status == ExitStatus::Signal(strike.signal)
+        && declares_work
+        && unfinished.is_empty()
+    {
+        return Verdict::Held;
+    }
     // A caught signal can land after the work was done, between the last look at the
     // shutdown flag and exit. SIGKILL cannot: a clean exit after it means the kill hit
     // another process of the tree (a crashed child) and the main process hid it.
@@ -108,6 +121,66 @@ pub fn check(ctx: &Context) -> Verdict {
         });
     }
     Verdict::violated(evidence)
+}
+
+/// Whether the program could catch the struck signal when it was sent, told from what
+/// was seen: the disposition at that moment, and when handlers appeared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum HandlerThen {
+    Caught,
+    /// No handler yet: the uninterrupted run installs one at this time.
+    NotYet(Duration),
+    /// It had one (seen in this run, or installed by the uninterrupted run at this time)
+    /// and had given it up for the default action by then.
+    GivenUp(Duration),
+    /// It never installs one.
+    Never,
+}
+
+impl HandlerThen {
+    fn describe(self, signal: Signal) -> String {
+        match self {
+            HandlerThen::Caught => "it had a handler".into(),
+            HandlerThen::NotYet(at) => format!(
+                "it had no handler for it yet: the uninterrupted run installs one at {}",
+                ms(at)
+            ),
+            HandlerThen::GivenUp(at) => format!(
+                "it no longer had a handler for it: one was installed at {}, and {signal} was back to its default action",
+                ms(at)
+            ),
+            HandlerThen::Never => format!("it never installs a handler for {signal}"),
+        }
+    }
+
+    fn given_up(self) -> bool {
+        matches!(self, HandlerThen::GivenUp(_))
+    }
+}
+
+fn handler_then(strike: &StrikeRecord, census: &Census) -> HandlerThen {
+    if strike.caught {
+        return HandlerThen::Caught;
+    }
+    let sent = strike.sent_at.unwrap_or_default();
+    // A delay counted from the handler started when this run was seen to have it.
+    if let (
+        Point::Delay {
+            clock: Clock::Handler(s),
+            ..
+        },
+        Some(seen),
+    ) = (&strike.point, strike.clock_started_at)
+        && *s == strike.signal
+        && seen <= sent
+    {
+        return HandlerThen::GivenUp(seen);
+    }
+    match census.handlers.get(&strike.signal) {
+        Some(h) if h.at <= sent => HandlerThen::GivenUp(h.at),
+        Some(h) => HandlerThen::NotYet(h.at),
+        None => HandlerThen::Never,
+    }
 }
 
 /// What a clean run did that this one did not: outputs left unfinished, acknowledgements
@@ -306,5 +379,69 @@ mod tests {
             panic!("a hang")
         };
         assert!(evidence[0].contains("timeout"), "{evidence:?}");
+    }
+
+    #[test]
+    fn the_evidence_says_whether_the_handler_was_not_there_yet_or_given_up() {
+        let mut c = census(b"{}");
+        c.handlers.insert(
+            Signal::SIGTERM,
+            crate::census::HandlerSeen { at: at_ms(30) },
+        );
+        let e = expect();
+        let p = no_plan();
+        let judge = |o: &crate::outcome::Outcome| {
+            check(&Context {
+                expect: &e,
+                census: &c,
+                plan: &p,
+                outcome: o,
+            })
+        };
+        let mut o = clean_outcome();
+        let mut strike = struck(Signal::SIGTERM, at_ms(10));
+        strike.caught = false;
+        o.strikes = vec![strike.clone()];
+        o.status = ExitStatus::Signal(Signal::SIGTERM);
+        o.outputs[0].after = FileState::Absent;
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("death by SIGTERM before the handler, work unfinished")
+        };
+        assert_eq!(
+            evidence[0],
+            "SIGTERM sent at 10.0 ms (it had no handler for it yet: the uninterrupted run installs one at 30.0 ms); it ended with killed by SIGTERM at 100.0 ms"
+        );
+
+        // After the work, on the way out, the handler given up: the default action.
+        strike.sent_at = Some(at_ms(95));
+        o.strikes = vec![strike.clone()];
+        o.outputs[0].after = FileState::Golden;
+        assert_eq!(judge(&o), Verdict::Held);
+
+        // Given up with the work unfinished: a violation that says so.
+        o.outputs[0].after = FileState::Absent;
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("death by SIGTERM with the work unfinished")
+        };
+        assert_eq!(
+            evidence[0],
+            "SIGTERM sent at 95.0 ms (it no longer had a handler for it: one was installed at 30.0 ms, and SIGTERM was back to its default action); it ended with killed by SIGTERM at 100.0 ms"
+        );
+
+        // A program that never installs one.
+        let bare = census(b"{}");
+        let Verdict::Violated { evidence } = check(&Context {
+            expect: &e,
+            census: &bare,
+            plan: &p,
+            outcome: &o,
+        }) else {
+            panic!("death by SIGTERM with no handler at all")
+        };
+        assert!(
+            evidence[0].contains("(it never installs a handler for SIGTERM)"),
+            "{}",
+            evidence[0]
+        );
     }
 }

@@ -38,7 +38,7 @@
 //! ```
 
 mod acked_survives;
-mod atomic_output;
+pub(crate) mod atomic_output;
 mod drain_deadline;
 mod exit_code;
 mod handler_no_io;
@@ -61,8 +61,6 @@ pub use crate::expect::InvariantName;
 use crate::expect::{Expect, Severity};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
-
-pub(crate) use no_crash_output::crash_lines;
 
 /// What an invariant reads: the judged case's context.
 #[derive(Debug, Clone, Copy)]

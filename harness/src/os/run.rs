@@ -12,8 +12,9 @@
 //!  │ main exited?   waitid → status; snapshot the tree's live processes            │
 //!  └──────────────────────────────────────────────────────────────────────────────┘
 //!    │
-//!    ▼  tree still populated: after a strike, wait for it until the kill bound;
-//!       with no strike, kill the leftovers at once. Then drain the pipes, reap orphans.
+//!    ▼  tree still populated: wait up to `grace` for it; what still runs then is a
+//!       leftover. After a strike, wait for the leftovers until the kill bound; with no
+//!       strike, kill them. Then drain the pipes, reap orphans.
 //! ```
 //!
 //! One thread runs one case and waits only on its own children (pidfds, never
@@ -75,6 +76,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// How long after the first strike the tree may take to go; `None`: `timeout`.
     pub deadline: Option<Duration>,
+    /// How long after the main process exits the rest of the tree may take to end before
+    /// what still runs is a leftover (no longer than `deadline`).
+    pub grace: Duration,
 }
 
 /// What the OS layer saw of one run.
@@ -487,44 +491,50 @@ impl State {
         }
         // The main process has exited (or is being killed).
         let exited_at = self.now();
-        let leftovers: Vec<ProcessInfo> = if killed.is_some() {
-            Vec::new()
-        } else {
-            tree.others()
-                .into_iter()
-                .map(|pid| ProcessInfo {
-                    pid,
-                    command: procfs::command_line(pid),
-                })
-                .collect()
-        };
 
-        // Phase 2: the rest of the tree.
+        // Phase 2: the rest of the tree. What ends within the grace is part of the
+        // shutdown; what still runs after it is left over. After a strike the leftovers
+        // may still drain until the kill bound; with none, nothing is waited for.
+        let mut leftovers = Vec::new();
         let mut tree_gone_at = None;
         if killed.is_none() {
-            if leftovers.is_empty() {
+            let bound = self.drain_bound(limits);
+            let grace_end = match bound {
+                Some(bound) => (exited_at + limits.grace).min(bound),
+                None => exited_at + limits.grace,
+            };
+            if tree.others().is_empty() {
                 tree_gone_at = Some(exited_at);
+            } else if tree.wait_empty(self.start + grace_end, |d, extras| {
+                self.wait(d, extras, false)
+            })? {
+                tree_gone_at = Some(self.now());
             } else {
-                match self.drain_bound(limits) {
-                    Some(bound) => {
-                        let until = self.start + bound;
-                        if tree.wait_empty(until, |d, extras| self.wait(d, extras, false))? {
-                            tree_gone_at = Some(self.now());
+                leftovers = tree
+                    .others()
+                    .into_iter()
+                    .map(|pid| ProcessInfo {
+                        pid,
+                        command: procfs::command_line(pid),
+                    })
+                    .collect();
+                let drained = match bound {
+                    Some(bound) => tree
+                        .wait_empty(self.start + bound, |d, extras| self.wait(d, extras, false))?,
+                    None => false,
+                };
+                if drained {
+                    tree_gone_at = Some(self.now());
+                } else {
+                    tree.kill(&self.pidfd);
+                    killed = Some(HarnessKill {
+                        reason: if bound.is_some() {
+                            KillReason::DrainOverran
                         } else {
-                            tree.kill(&self.pidfd);
-                            killed = Some(HarnessKill {
-                                reason: KillReason::DrainOverran,
-                                at: self.now(),
-                            });
-                        }
-                    }
-                    None => {
-                        tree.kill(&self.pidfd);
-                        killed = Some(HarnessKill {
-                            reason: KillReason::Leftovers,
-                            at: self.now(),
-                        });
-                    }
+                            KillReason::Leftovers
+                        },
+                        at: self.now(),
+                    });
                 }
             }
         }

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::values::WorkPath;
 
+/// The modification time of every setup file: 2024-01-01 00:00:00 UTC, in seconds since
+/// the epoch.
+pub const SETUP_MTIME: u64 = 1_704_067_200;
+
 #[derive(Debug)]
 pub struct Sandbox {
     dir: tempfile::TempDir,
@@ -22,7 +26,12 @@ impl Sandbox {
             if let Some(parent) = full.parent() {
                 fs::create_dir_all(parent)?;
             }
-            fs::write(full, content)?;
+            fs::write(&full, content)?;
+            // One fixed time for every setup file, so that a program that records its
+            // input's mtime (gzip's header, tar) makes the same bytes in every run.
+            fs::File::options().write(true).open(&full)?.set_modified(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(SETUP_MTIME),
+            )?;
         }
         Ok(Sandbox { dir })
     }

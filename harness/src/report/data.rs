@@ -37,6 +37,9 @@ pub struct ScenarioReport {
     pub cases: Vec<CaseSummary>,
     /// The reported case: the simplest failing plan shrinking found.
     pub failure: Option<JudgedCase>,
+    /// The other cases that failed, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_failed: Vec<CaseSummary>,
     /// How the reported failure was shrunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shrink: Option<ShrinkReport>,
@@ -70,6 +73,7 @@ impl ScenarioReport {
             coverage: found.coverage,
             cases: found.cases,
             failure: found.failure,
+            also_failed: found.also_failed,
             shrink: found.shrink,
             case: found.case,
             notes: found.notes,

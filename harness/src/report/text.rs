@@ -8,6 +8,7 @@ use super::data::{CampaignReport, ScenarioReport};
 use crate::campaign::Coverage;
 use crate::census::Census;
 use crate::expect::InvariantName;
+use crate::invariants::atomic_output::{Cleanup, cleanup};
 use crate::judged::{JudgedCase, ScenarioResult};
 use crate::outcome::{FileState, Outcome, StrikeRecord};
 use crate::plan::{CaseId, Plan, Point};
@@ -355,12 +356,20 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
             } else {
                 "VIOLATED"
             };
-            let _ = writeln!(
-                out,
-                "  {head}: {} at case {} ({cases})",
-                names.join(", "),
-                failure.case_index + 1,
-            );
+            if failure.case_id == CaseId::Census {
+                let _ = writeln!(
+                    out,
+                    "  {head}: {}, found by the uninterrupted run: no strike reached it",
+                    names.join(", "),
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  {head}: {} at case {} ({cases})",
+                    names.join(", "),
+                    failure.case_index + 1,
+                );
+            }
             if let Some(shrink) = &report.shrink
                 && shrink.steps > 0
             {
@@ -395,6 +404,24 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
                 let _ = writeln!(out, "    sandbox kept: {}", dir.display());
             }
             write_rerun(&mut out, "    ", &rerun_commands(report, &failure.case_id));
+            for other in &report.also_failed {
+                let names: Vec<&str> = other.violated.iter().map(|n| n.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "  also failed: {} at case {}{}, plan {}",
+                    names.join(", "),
+                    other.index + 1,
+                    if crate::judged::verdict(&report.expected, &other.violated)
+                        == ScenarioResult::Violated
+                    {
+                        " (not declared)"
+                    } else {
+                        ""
+                    },
+                    other.plan
+                );
+                write_rerun(&mut out, "    ", &rerun_commands(report, &other.id)[..1]);
+            }
         }
     }
     out
@@ -588,6 +615,16 @@ fn outcome_line(outcome: &Outcome) -> String {
     let mut line = format!("outcome: {} at {}", outcome.status, ms(outcome.exited_at));
     if !outputs.is_empty() {
         let _ = write!(line, "; {}", outputs.join(", "));
+    }
+    // Files left that the rule excuses are shown with the rule, not hidden.
+    if !outcome.stray_files.is_empty()
+        && let Cleanup::Excused(why) = cleanup(outcome)
+    {
+        let _ = write!(
+            line,
+            "; left behind: {} (excused: {why})",
+            outcome.stray_files.join(", ")
+        );
     }
     line
 }

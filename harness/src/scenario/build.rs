@@ -439,6 +439,12 @@ impl Expect {
         Expectation::custom(move |e| e.deadline = Some(deadline))
     }
 
+    /// `leftover_grace = "…"`: how long the rest of the tree may take to end after the
+    /// main process before what still runs is left over (`no-leftover-processes`).
+    pub fn leftover_grace(grace: Duration) -> Expectation {
+        Expectation::custom(move |e| e.leftover_grace = Some(grace))
+    }
+
     /// `signal_forwarded = true`: every child alive at the first strike is sent a
     /// termination signal before its parent exits (`signal-forwarded`).
     pub fn signal_forwarded() -> Expectation {

@@ -231,6 +231,18 @@ impl Scenario {
                 "the resume command is empty: e.g. [\"{bin:batch-runner}\", \"--resume\"]",
             ));
         }
+        if let (Some(grace), Some(deadline)) = (self.expect.leftover_grace, self.expect.deadline)
+            && grace > deadline
+        {
+            return Err(invalid(
+                "expect.leftover_grace",
+                format!(
+                    "the leftover grace ({}) is longer than the deadline ({}): processes still running at the deadline are killed, so they are left over however long the grace",
+                    crate::values::format_duration(grace),
+                    crate::values::format_duration(deadline)
+                ),
+            ));
+        }
         for name in &self.expect.violation {
             if let Err(how) = invariants::is_checked(name, &self.expect, &self.invariants) {
                 return Err(invalid(
