@@ -38,6 +38,8 @@ use crate::values::{ExitStatus, Signal, WorkPath};
 /// A scenario made ready to run: its commands resolved once.
 pub(crate) struct Prepared {
     pub scenario: Scenario,
+    /// The `[setup]` files' bytes, fixtures read once.
+    setup: BTreeMap<WorkPath, Vec<u8>>,
     target: Resolved,
     survivors: Option<Resolved>,
     resume: Option<Resolved>,
@@ -76,6 +78,7 @@ impl Prepared {
             _ => None,
         };
         Ok(Prepared {
+            setup: scenario.setup_bytes()?,
             target: resolve(&scenario.command),
             survivors,
             resume: scenario.expect.resume.as_ref().map(|r| resolve(&r.command)),
@@ -161,7 +164,7 @@ impl Prepared {
     fn observe(&self, plan: &Plan, reference: Reference) -> Result<Observed, RunError> {
         let scenario = &self.scenario;
         let expect = &scenario.expect;
-        let sandbox = Sandbox::create(&scenario.setup)?;
+        let sandbox = Sandbox::create(&self.setup)?;
         let prior: Vec<Option<Vec<u8>>> = expect
             .outputs
             .iter()

@@ -19,7 +19,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Makes a sandbox and writes the setup files into it.
-    pub fn create(setup: &BTreeMap<WorkPath, String>) -> io::Result<Sandbox> {
+    pub fn create(setup: &BTreeMap<WorkPath, Vec<u8>>) -> io::Result<Sandbox> {
         let dir = tempfile::Builder::new().prefix("killpoint-").tempdir()?;
         for (path, content) in setup {
             let full = dir.path().join(path.as_str());

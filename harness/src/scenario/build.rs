@@ -158,7 +158,23 @@ impl Scenario {
 
     /// A file created in the sandbox before each run: the prior content of an output.
     pub fn setup(mut self, path: &str, content: impl Into<String>) -> Scenario {
-        self.setup.insert(parsed(".setup", path), content.into());
+        self.setup.insert(
+            parsed(".setup", path),
+            super::SetupFile::Text(content.into()),
+        );
+        self
+    }
+
+    /// `[setup] "PATH" = { from = "FIXTURE" }`: a fixture copied into the sandbox byte
+    /// for byte before each run; a relative fixture path is taken from the working
+    /// directory of a built scenario (the scenario file's directory for a loaded one).
+    pub fn setup_from(mut self, path: &str, fixture: impl Into<std::path::PathBuf>) -> Scenario {
+        self.setup.insert(
+            parsed(".setup", path),
+            super::SetupFile::From {
+                from: fixture.into(),
+            },
+        );
         self
     }
 

@@ -47,10 +47,10 @@ pub struct Scenario {
     /// The longest an uninterrupted run may take before it counts as hung.
     #[serde(default = "default_timeout", with = "values::duration")]
     pub timeout: Duration,
-    /// Files created in the sandbox before each run (path → content): the prior content
-    /// of outputs.
+    /// Files created in the sandbox before each run (path → text, or a fixture file
+    /// copied byte for byte): the prior content of outputs, the inputs of the program.
     #[serde(default)]
-    pub setup: BTreeMap<WorkPath, String>,
+    pub setup: BTreeMap<WorkPath, SetupFile>,
     /// How many cases a campaign runs when the command line does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases: Option<u32>,
@@ -321,6 +321,95 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// One `[setup]` file: its text (`"…"`), or a fixture copied byte for byte (`{ from =
+/// "fixtures/big.txt" }`, relative to the scenario file's directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum SetupFile {
+    Text(String),
+    From { from: PathBuf },
+}
+
+impl From<&str> for SetupFile {
+    fn from(text: &str) -> SetupFile {
+        SetupFile::Text(text.to_string())
+    }
+}
+
+impl From<String> for SetupFile {
+    fn from(text: String) -> SetupFile {
+        SetupFile::Text(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for SetupFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SetupFile, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SetupFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the file's text, or `{ from = \"PATH\" }` (a fixture file, relative to the scenario file)")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SetupFile, E> {
+                Ok(SetupFile::Text(text.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SetupFile, A::Error> {
+                let mut from: Option<PathBuf> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "from" => from = Some(map.next_value()?),
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                                "unknown key `{other}` in a setup file: expected `from` (a fixture file, relative to the scenario file)"
+                            )));
+                        }
+                    }
+                }
+                from.map(|from| SetupFile::From { from }).ok_or_else(|| {
+                    serde::de::Error::custom(
+                        "a setup table needs `from`: the fixture file to copy, relative to the scenario file",
+                    )
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Scenario {
+    /// The bytes of every `[setup]` file, fixtures read from beside the scenario file
+    /// (once per campaign: each case's sandbox gets the same bytes).
+    pub fn setup_bytes(&self) -> Result<BTreeMap<WorkPath, Vec<u8>>, String> {
+        let dir = crate::targets::scenario_dir(self);
+        self.setup
+            .iter()
+            .map(|(path, file)| match file {
+                SetupFile::Text(text) => Ok((path.clone(), text.clone().into_bytes())),
+                SetupFile::From { from } => {
+                    let full = dir.join(from);
+                    if full.is_dir() {
+                        return Err(format!(
+                            "`[setup] {path}`: `{}` is a directory; `from` copies one file",
+                            from.display()
+                        ));
+                    }
+                    std::fs::read(&full)
+                        .map(|bytes| (path.clone(), bytes))
+                        .map_err(|e| {
+                            format!(
+                                "`[setup] {path}`: cannot read the fixture `{}`: {e}",
+                                full.display()
+                            )
+                        })
+                }
+            })
+            .collect()
+    }
+}
+
 /// A scenario whose keys do not go together: the key it is about, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{key}`: {message}")]
@@ -380,6 +469,52 @@ signal = "SIGTERM"
 "#;
 
     #[test]
+    fn a_setup_file_is_text_or_a_fixture_read_from_beside_the_scenario_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("fixtures")).unwrap();
+        std::fs::write(dir.path().join("fixtures/in.bin"), [0u8, 159, 146, 150]).unwrap();
+        let text = format!(
+            "{MINIMAL}[setup]\n\"a.txt\" = \"text\"\n\"in.bin\" = {{ from = \"fixtures/in.bin\" }}\n"
+        );
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, &text).unwrap();
+        let s = Scenario::load(&file).unwrap();
+        assert_eq!(
+            s.setup.get(&"in.bin".parse().unwrap()),
+            Some(&SetupFile::From {
+                from: "fixtures/in.bin".into()
+            })
+        );
+        let bytes = s.setup_bytes().unwrap();
+        assert_eq!(bytes[&"a.txt".parse().unwrap()], b"text");
+        assert_eq!(bytes[&"in.bin".parse().unwrap()], [0u8, 159, 146, 150]);
+
+        let missing = text.replace("fixtures/in.bin", "fixtures/gone.bin");
+        std::fs::write(&file, &missing).unwrap();
+        let s = Scenario::load(&file).unwrap();
+        let e = s.setup_bytes().unwrap_err();
+        assert!(
+            e.starts_with("`[setup] in.bin`: cannot read the fixture `")
+                && e.contains("fixtures/gone.bin`: No such file or directory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_setup_table_without_from_is_an_error_at_its_line() {
+        let e = parse(&format!(
+            "{MINIMAL}[setup]\n\"in.bin\" = {{ form = \"x\" }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(
+            e.message
+                .contains("unknown key `form` in a setup file: expected `from`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_minimal_scenario_gets_the_documented_defaults() {
         let s = parse(MINIMAL).unwrap();
         assert_eq!(s.timeout, Duration::from_secs(30));
@@ -434,7 +569,10 @@ violation = "atomic-output"
         );
         assert_eq!(s.expect.deadline, Some(Duration::from_secs(2)));
         assert_eq!(s.expect.violation, vec![InvariantName::AtomicOutput]);
-        assert_eq!(s.setup.get(&"out.json".parse().unwrap()).unwrap(), "prior");
+        assert_eq!(
+            s.setup.get(&"out.json".parse().unwrap()).unwrap(),
+            &SetupFile::from("prior")
+        );
     }
 
     #[test]
