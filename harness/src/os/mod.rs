@@ -5,6 +5,7 @@
 pub mod cgroup;
 mod children;
 pub(crate) mod command;
+pub mod exec;
 pub mod interrupt;
 mod pipes;
 pub mod probe;
