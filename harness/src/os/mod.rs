@@ -7,6 +7,7 @@ mod children;
 pub(crate) mod command;
 pub mod exec;
 pub mod interrupt;
+pub mod leftovers;
 mod pipes;
 pub mod probe;
 pub mod procfs;
