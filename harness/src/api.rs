@@ -69,6 +69,13 @@ impl Campaign {
 }
 
 impl Scenario {
+    /// The programs of `[requires]` ([`Scenario::requires`]) that are not on the PATH,
+    /// each with the Debian package that provides it: a test suite can skip, or say what
+    /// to install, before it runs the scenario (which would be an error).
+    pub fn missing_programs(&self) -> Vec<(String, String)> {
+        crate::targets::missing_programs(self)
+    }
+
     /// Runs the scenario's campaign (census, cases, shrinking) and returns its report.
     /// `KILLPOINT_SEED` and `KILLPOINT_CASES` apply; the seed is otherwise
     /// [`DEFAULT_SEED`]. Cases run one at a time: the test runner already runs tests side

@@ -71,6 +71,7 @@ impl Prepared {
     pub fn new(scenario: &Scenario) -> Result<Prepared, String> {
         scenario.validate().map_err(|e| e.to_string())?;
         run::become_subreaper();
+        crate::os::leftovers::remove_once();
         let binaries = targets::binaries(scenario)?;
         let resolve = |command: &[crate::values::Arg]| Resolved::new(command, scenario, &binaries);
         let survivors = match scenario.expect.acked.as_ref().map(|a| &a.survivors.source) {

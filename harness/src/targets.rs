@@ -18,8 +18,9 @@ use std::sync::Mutex;
 
 use crate::expect::SurvivorSource;
 use crate::os::command::{Helper, HelperError, run_helper};
+use crate::os::exec;
 use crate::os::run::Launch;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, not_installed};
 use crate::values::{Arg, ArgPart};
 
 /// The binaries a scenario's command names, by name.
@@ -28,8 +29,10 @@ pub type Binaries = BTreeMap<String, PathBuf>;
 /// The key of `{python}` in [`Binaries`].
 const PYTHON: &str = "{python}";
 
-/// Finds (building if needed) every `{bin:NAME}` the scenario uses, and `{python}`.
+/// Finds (building if needed) every `{bin:NAME}` the scenario uses, and `{python}`,
+/// once every program of `[requires]` has been found on the PATH.
 pub fn binaries(scenario: &Scenario) -> Result<Binaries, String> {
+    check_requires(scenario)?;
     let mut found = bin_binaries(scenario)?;
     let survivors = survivors_command(scenario);
     if scenario
@@ -41,6 +44,46 @@ pub fn binaries(scenario: &Scenario) -> Result<Binaries, String> {
         found.insert(PYTHON.to_string(), python()?);
     }
     Ok(found)
+}
+
+/// The programs of `[requires]` that are not on the PATH the target gets (the
+/// scenario's `env` may set it), each with its Debian package.
+pub fn missing_programs(scenario: &Scenario) -> Vec<(String, String)> {
+    let path = match scenario.env.get("PATH") {
+        Some(path) => Some(OsString::from(path)),
+        None => std::env::var_os("PATH"),
+    };
+    scenario
+        .requires
+        .iter()
+        .filter(|(program, _)| !exec::on_path(program, path.as_deref()))
+        .map(|(program, package)| (program.clone(), package.clone()))
+        .collect()
+}
+
+/// An error naming every required program that is missing and its package; the
+/// command's own program, when it is one of them, is named as the one that cannot run.
+fn check_requires(scenario: &Scenario) -> Result<(), String> {
+    let missing = missing_programs(scenario);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let own = match scenario.command.first().map(|a| a.parts.as_slice()) {
+        Some([ArgPart::Text(program)]) => Some(program.as_str()),
+        _ => None,
+    };
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|(program, package)| {
+            let why = not_installed(program, package);
+            if own == Some(program.as_str()) {
+                format!("cannot run `{program}`: not found on PATH: {why}")
+            } else {
+                why
+            }
+        })
+        .collect();
+    Err(lines.join("; "))
 }
 
 fn survivors_command(scenario: &Scenario) -> &[Arg] {

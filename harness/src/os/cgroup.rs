@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::leftovers::Owner;
+use super::procfs;
+
 /// A cgroup made for one case and removed when dropped.
 #[derive(Debug)]
 pub struct CaseCgroup {
@@ -50,13 +53,98 @@ fn base() -> Option<&'static Path> {
     .as_deref()
 }
 
+/// The owner a case cgroup's name marks: `killpoint-PID-START-N`. An older killpoint
+/// named them `killpoint-PID-N`, with no start time: `start` is then `None`.
+fn owner_of(name: &str) -> Option<(i32, Option<u64>)> {
+    let numbers: Vec<u64> = name
+        .strip_prefix("killpoint-")?
+        .split('-')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    match numbers[..] {
+        [pid, start, _] => Some((i32::try_from(pid).ok()?, Some(start))),
+        [pid, _] => Some((i32::try_from(pid).ok()?, None)),
+        _ => None,
+    }
+}
+
+/// Removes the case cgroups under the harness's base whose owner is gone (killing what
+/// is left in them: the processes of a case nobody judges any more); returns each one's
+/// owner pid. A cgroup without a start time is only taken when no process has its pid.
+pub(crate) fn remove_stale() -> Vec<i32> {
+    let Some(base) = base() else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let Some((pid, start)) = owner_of(&entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let gone = match start {
+            Some(start) => !Owner { pid, start }.running(),
+            None => procfs::start_time(pid).is_none(),
+        };
+        if gone && remove(&entry.path()) {
+            removed.push(pid);
+        }
+    }
+    removed
+}
+
+/// Removes a cgroup, killing what is in it; whether it is gone.
+fn remove(dir: &Path) -> bool {
+    // A cgroup can only be removed once empty; killed tasks take a moment to go.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(_) if Instant::now() >= until => return false,
+            Err(_) => {
+                kill_in(dir);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// SIGKILLs every process in the cgroup `dir`.
+fn kill_in(dir: &Path) {
+    let done = OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.kill"))
+        .and_then(|mut f| f.write_all(b"1"));
+    if done.is_err() {
+        for pid in pids_in(dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 impl CaseCgroup {
-    /// Makes a fresh cgroup for a case, or `None` where cgroups are not available.
+    /// Makes a fresh cgroup for a case, or `None` where cgroups are not available. Its
+    /// name marks its owner: this process's pid and start time.
     pub fn create() -> Option<CaseCgroup> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        let me = Owner::me();
         let dir = base()?.join(format!(
-            "killpoint-{}-{}",
-            std::process::id(),
+            "killpoint-{}-{}-{}",
+            me.pid,
+            me.start,
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir(&dir).ok()?;
@@ -79,11 +167,7 @@ impl CaseCgroup {
 
     /// The live processes in the cgroup.
     pub fn pids(&self) -> Vec<i32> {
-        fs::read_to_string(self.dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        pids_in(&self.dir)
     }
 
     /// The `cgroup.events` file, pollable (`POLLPRI`) for the moment it empties.
@@ -93,28 +177,29 @@ impl CaseCgroup {
 
     /// SIGKILLs every process in the cgroup.
     pub fn kill(&self) {
-        let done = OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.kill"))
-            .and_then(|mut f| f.write_all(b"1"));
-        if done.is_err() {
-            for pid in self.pids() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        kill_in(&self.dir);
     }
 }
 
 impl Drop for CaseCgroup {
     fn drop(&mut self) {
-        // A cgroup can only be removed once empty; killed tasks take a moment to go.
-        let until = Instant::now() + Duration::from_secs(5);
-        while fs::remove_dir(&self.dir).is_err() && Instant::now() < until {
-            self.kill();
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        remove(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_cgroup_name_marks_its_owner() {
+        assert_eq!(
+            owner_of("killpoint-1234-98765-3"),
+            Some((1234, Some(98765)))
+        );
+        assert_eq!(owner_of("killpoint-1234-3"), Some((1234, None)));
+        assert_eq!(owner_of("killpoint-probe-1234"), None);
+        assert_eq!(owner_of("killpoint-1-2-3-4"), None);
+        assert_eq!(owner_of("system.slice"), None);
     }
 }

@@ -3,17 +3,21 @@
 //! `{python}`), their outputs captured.
 //!
 //! A helper is one of the harness's registered children (see [`super::children`]), so
-//! no case's orphan reaping can take it, and it is waited for on its own pid only.
+//! no case's orphan reaping can take it, and it is waited for on its own pid only. It
+//! runs in a process group of its own, and a timeout or an interruption kills the whole
+//! group: `cargo build` leaves rustc and build scripts running if only cargo is killed,
+//! and they hold its pipes and its build directory's lock.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::event::PollFlags;
-use rustix::process::{Pid, PidfdFlags, pidfd_open, pidfd_send_signal};
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open, pidfd_send_signal};
 
 use super::children::{deregister, spawn_registered};
 use super::interrupt;
@@ -85,7 +89,8 @@ pub(crate) fn run_helper(helper: &Helper) -> Result<Finished, HelperError> {
         .envs(helper.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     if let Some(cwd) = &helper.cwd {
         command.current_dir(cwd);
     }
@@ -105,11 +110,15 @@ pub(crate) fn run_helper(helper: &Helper) -> Result<Finished, HelperError> {
                 source,
             }),
         Err((e, pidfd)) => {
+            // Not reaped yet, so the pid is still its own, and its group's id.
+            let _ = kill_process_group(
+                Pid::from_raw(pid).expect("a spawned child has a pid"),
+                Signal::KILL,
+            );
             match pidfd {
                 Some(pidfd) => {
-                    let _ = pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+                    let _ = pidfd_send_signal(&pidfd, Signal::KILL);
                 }
-                // Not reaped yet, so the pid is still its own.
                 None => {
                     let _ = child.kill();
                 }

@@ -5,7 +5,9 @@
 pub mod cgroup;
 mod children;
 pub(crate) mod command;
+pub mod exec;
 pub mod interrupt;
+pub mod leftovers;
 mod pipes;
 pub mod probe;
 pub mod procfs;

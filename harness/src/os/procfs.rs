@@ -98,6 +98,26 @@ pub fn stat(pid: i32) -> Option<Stat> {
     })
 }
 
+/// The signal a process is stopped on in a tracing stop (state `t`); `None` if it is
+/// not in one. `/proc/PID/stat`'s last field, the exit code, holds it while it stops.
+pub fn stopped_on(pid: i32) -> Option<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 2..];
+    if !after.starts_with("t ") {
+        return None;
+    }
+    after.split_whitespace().last()?.parse().ok()
+}
+
+/// When a process started, in clock ticks since boot (`/proc/PID/stat` field 22): with
+/// its pid, what tells it from a later process that reuses the pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 3 (the state) is the first after the command name; field 22 is 19 later.
+    let after = &text[text.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
 /// Every process on the machine.
 pub fn all_pids() -> Vec<i32> {
     fs::read_dir("/proc")

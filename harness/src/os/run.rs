@@ -113,6 +113,9 @@ pub struct Progress {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The program cannot be executed: not found, not executable, no interpreter.
+    #[error("cannot run {0}")]
+    NotRunnable(#[from] super::exec::NotRunnable),
     #[error("cannot start `{program}`: {source}")]
     Spawn { program: String, source: io::Error },
     #[error("interrupted")]
@@ -144,11 +147,20 @@ pub fn run(
         std::process::id(),
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
+    // Checked before anything is made: a program that cannot run is an error at once,
+    // where a traced child would only stop (see `super::exec`).
+    let path = match launch.env.get("PATH") {
+        Some(path) => Some(OsString::from(path)),
+        None => std::env::var_os("PATH"),
+    };
+    let executable =
+        super::exec::resolve(launch.program.as_os_str(), path.as_deref(), &launch.cwd)?;
     let cgroup = CaseCgroup::create();
     let (probe, probe_end) = Probe::pair()?;
     let probe_fd = probe_end.as_raw_fd();
-    let mut command = Command::new(&launch.program);
+    let mut command = Command::new(&executable);
     command
+        .arg0(&launch.program)
         .args(&launch.args)
         .envs(&launch.env)
         .env("KILLPOINT_CASE", &marker)

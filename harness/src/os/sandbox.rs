@@ -1,26 +1,103 @@
 //! The sandbox: a fresh directory per case, set up with the scenario's files, removed
 //! afterwards unless a failing case's is kept for inspection.
+//!
+//! While it is in use, a file beside it (`killpoint-XXXXXX.owner`) names its owner (see
+//! [`super::leftovers`]): the mark is outside the directory, so the target never sees
+//! it, and a kept sandbox drops it, so no later run takes a kept one for a leftover.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::leftovers::Owner;
 use crate::values::WorkPath;
 
 /// The modification time of every setup file: 2024-01-01 00:00:00 UTC, in seconds since
 /// the epoch.
 pub const SETUP_MTIME: u64 = 1_704_067_200;
 
+const PREFIX: &str = "killpoint-";
+const MARK: &str = ".owner";
+
 #[derive(Debug)]
 pub struct Sandbox {
     dir: tempfile::TempDir,
+    /// Dropped after the directory (fields drop in order).
+    mark: OwnerMark,
+}
+
+/// The owner file beside a sandbox, removed when dropped.
+#[derive(Debug)]
+struct OwnerMark(PathBuf);
+
+impl Drop for OwnerMark {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+fn mark_path(dir: &Path) -> PathBuf {
+    let mut name: OsString = dir.as_os_str().to_owned();
+    name.push(MARK);
+    PathBuf::from(name)
+}
+
+/// The owner a mark's text names: `killpoint PID START`.
+fn parse_mark(text: &str) -> Option<Owner> {
+    let mut words = text.split_whitespace();
+    (words.next()? == "killpoint").then_some(())?;
+    Some(Owner {
+        pid: words.next()?.parse().ok()?,
+        start: words.next()?.parse().ok()?,
+    })
+}
+
+/// Removes the marked sandboxes in the temp directory whose owner is gone, with their
+/// marks; returns each one's owner pid.
+pub(crate) fn remove_stale() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(dir) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_suffix(MARK))
+            .map(|id| entry.path().with_file_name(format!("{PREFIX}{id}")))
+        else {
+            continue;
+        };
+        let Some(owner) = fs::read_to_string(entry.path())
+            .ok()
+            .as_deref()
+            .and_then(parse_mark)
+        else {
+            continue;
+        };
+        if owner.running() {
+            continue;
+        }
+        let gone = fs::remove_dir_all(&dir).is_ok();
+        // Another killpoint may be removing the same leftovers: count what this one did.
+        if fs::remove_file(entry.path()).is_ok() && gone {
+            removed.push(owner.pid);
+        }
+    }
+    removed
 }
 
 impl Sandbox {
-    /// Makes a sandbox and writes the setup files into it.
+    /// Makes a sandbox, marked as this process's, and writes the setup files into it.
     pub fn create(setup: &BTreeMap<WorkPath, Vec<u8>>) -> io::Result<Sandbox> {
-        let dir = tempfile::Builder::new().prefix("killpoint-").tempdir()?;
+        let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
+        let me = Owner::me();
+        let mark = OwnerMark(mark_path(dir.path()));
+        fs::write(&mark.0, format!("killpoint {} {}\n", me.pid, me.start))?;
+        let sandbox = Sandbox { dir, mark };
+        let dir = &sandbox.dir;
         for (path, content) in setup {
             let full = dir.path().join(path.as_str());
             if let Some(parent) = full.parent() {
@@ -33,7 +110,7 @@ impl Sandbox {
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(SETUP_MTIME),
             )?;
         }
-        Ok(Sandbox { dir })
+        Ok(sandbox)
     }
 
     pub fn path(&self) -> &Path {
@@ -69,8 +146,48 @@ impl Sandbox {
         all
     }
 
-    /// Keeps the directory on disk and returns its path.
+    /// Keeps the directory on disk and returns its path. Its owner mark goes: a kept
+    /// sandbox is the user's, and no later run removes it.
     pub fn keep(self) -> PathBuf {
-        self.dir.keep()
+        let Sandbox { dir, mark } = self;
+        let path = dir.keep();
+        drop(mark);
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_names_its_owner() {
+        assert_eq!(
+            parse_mark("killpoint 1234 98765\n"),
+            Some(Owner {
+                pid: 1234,
+                start: 98765
+            })
+        );
+        assert_eq!(parse_mark("1234 98765"), None);
+        assert_eq!(parse_mark("killpoint 1234"), None);
+    }
+
+    #[test]
+    fn a_sandbox_is_marked_while_in_use_and_a_kept_one_is_not() {
+        let sandbox = Sandbox::create(&BTreeMap::new()).unwrap();
+        let mark = mark_path(sandbox.path());
+        let me = Owner::me();
+        assert_eq!(
+            fs::read_to_string(&mark).unwrap(),
+            format!("killpoint {} {}\n", me.pid, me.start)
+        );
+        let kept = sandbox.keep();
+        assert!(kept.is_dir() && !mark.exists());
+        fs::remove_dir(&kept).unwrap();
+        let dropped = Sandbox::create(&BTreeMap::new()).unwrap();
+        let (dir, mark) = (dropped.path().to_path_buf(), mark_path(dropped.path()));
+        drop(dropped);
+        assert!(!dir.exists() && !mark.exists());
     }
 }

@@ -95,6 +95,7 @@ impl Scenario {
             description: None,
             command: vec![Arg::text(program)],
             env: Default::default(),
+            requires: Default::default(),
             timeout: super::default_timeout(),
             setup: Default::default(),
             cases: None,
@@ -147,6 +148,13 @@ impl Scenario {
     /// An environment variable for the target.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Scenario {
         self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// A program that must be on the PATH for the scenario to run, and the Debian
+    /// package that provides it: `[requires]` in a scenario file.
+    pub fn requires(mut self, program: impl Into<String>, package: impl Into<String>) -> Scenario {
+        self.requires.insert(program.into(), package.into());
         self
     }
 
@@ -576,6 +584,7 @@ mod tests {
             .arg_work("out/data.json")
             .arg_template("{dir}/x")
             .env("RUST_LOG", "info")
+            .requires("tool", "tool-utils")
             .timeout(Duration::from_secs(5))
             .setup("out/data.json", "old")
             .cases(32)
@@ -616,6 +625,7 @@ mod tests {
             name = "tool"
             command = ["/bin/tool", "--mode", "a b", "{work}/out/data.json", "{dir}/x"]
             env = { RUST_LOG = "info" }
+            requires = { tool = "tool-utils" }
             timeout = "5s"
             setup = { "out/data.json" = "old" }
             cases = 32
@@ -658,6 +668,7 @@ mod tests {
         assert_eq!(built.name, file.name);
         assert_eq!(built.command, file.command);
         assert_eq!(built.env, file.env);
+        assert_eq!(built.requires, file.requires);
         assert_eq!(built.timeout, file.timeout);
         assert_eq!(built.setup, file.setup);
         assert_eq!(built.cases, file.cases);

@@ -44,6 +44,14 @@ pub struct Scenario {
     /// Extra environment variables for the target.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Programs that must be on the PATH for the scenario to run, each with the Debian
+    /// package that provides it, so that a machine without one is told what to install.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "requirements"
+    )]
+    pub requires: BTreeMap<String, String>,
     /// The longest an uninterrupted run may take before it counts as hung.
     #[serde(default = "default_timeout", with = "values::duration")]
     pub timeout: Duration,
@@ -141,6 +149,83 @@ fn default_shrink_time() -> Duration {
     Duration::from_secs(60)
 }
 
+fn requirements<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    // Each name is checked as it is read, so an error points at the name itself.
+    struct Program(String);
+    struct Package(String);
+    impl<'de> Deserialize<'de> for Program {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let name = String::deserialize(d)?;
+            check_program(&name).map_err(serde::de::Error::custom)?;
+            Ok(Program(name))
+        }
+    }
+    impl<'de> Deserialize<'de> for Package {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let name = String::deserialize(d)?;
+            check_package(&name).map_err(serde::de::Error::custom)?;
+            Ok(Package(name))
+        }
+    }
+    impl PartialEq for Program {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Program {}
+    impl PartialOrd for Program {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Program {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.0.cmp(&other.0)
+        }
+    }
+    let requires = BTreeMap::<Program, Package>::deserialize(d)?;
+    Ok(requires.into_iter().map(|(p, q)| (p.0, q.0)).collect())
+}
+
+/// A `[requires]` program: a bare name, looked up on the PATH.
+fn check_program(program: &str) -> Result<(), String> {
+    if program.is_empty() || program.contains('/') || program.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{program}` is not a program name: `[requires]` names programs looked up on the PATH, e.g. gzip = \"gzip\""
+        ));
+    }
+    Ok(())
+}
+
+/// A Debian package name: lower case letters, digits, `+`, `-` and `.`, starting with a
+/// letter or digit, at least two characters.
+fn check_package(package: &str) -> Result<(), String> {
+    let mut chars = package.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if !first_ok || !rest_ok || package.len() < 2 {
+        return Err(format!(
+            "`{package}` is not a Debian package name (lower case letters, digits, `+`, `-` and `.`), e.g. \"{}\"",
+            package.to_ascii_lowercase()
+        ));
+    }
+    Ok(())
+}
+
+fn check_requirement(program: &str, package: &str) -> Result<(), String> {
+    check_program(program)?;
+    check_package(package)
+}
+
+/// The error for a required program that is not on the PATH.
+pub fn not_installed(program: &str, package: &str) -> String {
+    format!("{program} is not installed (Debian package {package}: apt-get install {package})")
+}
+
 fn non_empty_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arg>, D::Error> {
     let command = Vec::<Arg>::deserialize(d)?;
     if command.is_empty() {
@@ -220,6 +305,10 @@ impl Scenario {
                 .map_err(|message| invalid(format!("strike[{i}].at"), message))?;
         }
         check_strike_count(self.max_strikes).map_err(|m| invalid("max_strikes", m))?;
+        for (program, package) in &self.requires {
+            check_requirement(program, package)
+                .map_err(|m| invalid(format!("requires.{program}"), m))?;
+        }
         if self
             .expect
             .resume
@@ -724,6 +813,43 @@ violation = "atomic-output"
         let e = with("{ probe = \"flush begin\" }").unwrap_err();
         assert!(e.message.contains("not a mark name"), "{}", e.message);
         assert_eq!(e.key.as_deref(), Some("strike[0].at"));
+    }
+
+    #[test]
+    fn requires_maps_programs_to_their_debian_packages() {
+        let s = parse(&format!(
+            "{MINIMAL}[requires]\ngzip = \"gzip\"\nsqlite3 = \"sqlite3\"\n\"mkfs.ext4\" = \"e2fsprogs\"\n"
+        ))
+        .unwrap();
+        let requires: Vec<(&str, &str)> = s
+            .requires
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            requires,
+            vec![
+                ("gzip", "gzip"),
+                ("mkfs.ext4", "e2fsprogs"),
+                ("sqlite3", "sqlite3")
+            ]
+        );
+        assert!(parse(MINIMAL).unwrap().requires.is_empty());
+    }
+
+    #[test]
+    fn a_bad_requirement_names_its_line_column_and_key() {
+        let e = parse(&format!("{MINIMAL}[requires]\ngzip = \"GZip\"\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s.toml:7:8: key `requires.gzip`: `GZip` is not a Debian package name (lower case letters, digits, `+`, `-` and `.`), e.g. \"gzip\""
+        );
+        let e = parse(&format!("{MINIMAL}[requires]\n\"/bin/gzip\" = \"gzip\"\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (7, 1));
+        assert!(e.message.contains("not a program name"), "{}", e.message);
+        let e = parse(&format!("{MINIMAL}[requires]\ngzip = 1\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (7, Some("requires.gzip")));
+        assert!(e.message.contains("expected a string"), "{}", e.message);
     }
 
     #[test]

@@ -202,15 +202,24 @@ pub fn spawn(
         });
     }
     let filter = Filter::new(&setup.classes);
-    let (step_read, step_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| TraceError::Spawn {
+    let pipe = |flags| {
+        rustix::pipe::pipe_with(flags).map_err(|e| TraceError::Spawn {
             program: program.clone(),
             error: e.into(),
-        })?;
-    // SAFETY: the closure runs between fork and exec and makes only system calls (ptrace,
-    // seccomp, prctl, write) on values prepared before the fork; it allocates nothing.
+        })
+    };
+    let (step_read, step_write) = pipe(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // The child's pid, told before it is traced: if its exec fails, it stops where
+    // nobody can wait for it, and this is how the case thread finds it.
+    let (pid_read, pid_write) =
+        pipe(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)?;
+    // SAFETY: the closure runs between fork and exec and makes only system calls (getpid,
+    // ptrace, seccomp, prctl, write) on values prepared before the fork; it allocates
+    // nothing.
     unsafe {
         command.pre_exec(move || {
+            let pid = libc::getpid();
+            let _ = rustix::io::write(&pid_write, &pid.to_ne_bytes());
             let fail = |step: u8| {
                 let error = io::Error::last_os_error();
                 let _ = rustix::io::write(&step_write, &[step]);
@@ -227,10 +236,15 @@ pub fn spawn(
         });
     }
     let (sender, receiver) = mpsc::channel();
+    let returned = Arc::new(Mutex::new(false));
+    let spawn_returned = Arc::clone(&returned);
     let thread = std::thread::Builder::new()
         .name("killpoint-tracer".into())
         .spawn(move || {
-            let child = match spawn_registered(&mut command) {
+            let spawned = spawn_registered(&mut command);
+            // Before anything can resume the child: see `wait_for_spawn`.
+            *spawn_returned.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            let child = match spawned {
                 Ok(child) => child,
                 Err(error) => {
                     let _ = sender.send(Err(error));
@@ -258,7 +272,20 @@ pub fn spawn(
             Tracer::new(main, start, setup, link).serve()
         })
         .map_err(TraceError::Thread)?;
-    match receiver.recv() {
+    let (spawned, exec_failed) = wait_for_spawn(&receiver, &pid_read, &returned);
+    match spawned {
+        Ok(Ok((child, ..))) if exec_failed => {
+            // Killed where it stopped: the tracer has reaped it, and the run is over.
+            let pid = child.id() as i32;
+            let _ = thread.join();
+            super::children::deregister(pid);
+            Err(TraceError::Spawn {
+                program,
+                error: io::Error::other(
+                    "its exec failed in the traced child (the kernel refused to run it)",
+                ),
+            })
+        }
         Ok(Ok((child, start, pidfd))) => Ok(Traced {
             child,
             start,
@@ -293,6 +320,62 @@ pub fn spawn(
             Err(TraceError::Thread(io::Error::other(
                 "the tracer thread ended early",
             )))
+        }
+    }
+}
+
+/// How often the case thread looks at the child while the tracer thread spawns it.
+const SPAWN_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The signals a child whose exec failed stops on: std's abort when its report cannot be
+/// written, the fault of glibc's last resort when `_exit` cannot exit. Not "any signal
+/// but SIGTRAP": the kernel shows a task in its tracing stop a moment before it shows the
+/// stop's signal, and that moment reads as signal 0.
+const EXEC_FAILED: [i32; 4] = [libc::SIGABRT, libc::SIGSEGV, libc::SIGILL, libc::SIGBUS];
+
+/// What the tracer thread's spawn gave: the child, its start and its pidfd.
+type Spawned = io::Result<(Child, Instant, OwnedFd)>;
+
+/// Waits for the tracer thread's spawn to return, and whether the child had to be killed
+/// because its exec failed.
+///
+/// std's spawn returns once the exec succeeded or the child reported why it failed. A
+/// traced child cannot report it: its write and its exit are trapped calls, which fail
+/// with ENOSYS until the tracer's first stop sets its options, so it aborts and stops on
+/// that signal, holding the pipe std waits on open. Such a child is seen in a tracing
+/// stop on one of [`EXEC_FAILED`] while the spawn has not returned (`returned`, held while looking: until it is set, the tracer thread cannot
+/// have resumed the child into any other stop); killing it lets the spawn return.
+fn wait_for_spawn(
+    receiver: &mpsc::Receiver<Spawned>,
+    pid_read: &OwnedFd,
+    returned: &Mutex<bool>,
+) -> (Result<Spawned, mpsc::RecvError>, bool) {
+    let mut pid = None;
+    let mut killed = false;
+    loop {
+        match receiver.recv_timeout(SPAWN_POLL) {
+            Ok(spawned) => return (Ok(spawned), killed),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return (Err(mpsc::RecvError), killed),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if pid.is_none() {
+            let mut bytes = [0u8; 4];
+            if let Ok(4) = rustix::io::read(pid_read, &mut bytes) {
+                pid = Some(i32::from_ne_bytes(bytes));
+            }
+        }
+        let returned = returned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pid) = pid
+            && !killed
+            && !*returned
+            && procfs::stopped_on(pid).is_some_and(|signal| EXEC_FAILED.contains(&signal))
+        {
+            // Still unreaped (the spawn has not returned), so the pid is the child's.
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid).expect("a child's pid"),
+                rustix::process::Signal::KILL,
+            );
+            killed = true;
         }
     }
 }
