@@ -10,6 +10,12 @@
 //! `KILLPOINT_SEED=<case> cargo nextest run -E 'test(=scenarios/<file>.toml)'`. `KILLPOINT_CASES`
 //! sets the number of new cases per campaign (default: the scenario's `cases`, else 64).
 //! `KILLPOINT_REPORT_DIR` names a directory to leave each campaign's JSON report in.
+//!
+//! The field suite (`scenarios/field/`) runs real programs from Debian packages: a planted
+//! bug there is a real program's bug, and must be caught within 64 cases for each of the
+//! master seeds 1 to 10. A field scenario whose `[requires]` programs are not installed is
+//! skipped — listed as `[missing PROGRAM: apt-get install PACKAGE] scenarios/field/…` and
+//! counted as skipped, never as passed (`.ci/run` installs them).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +26,12 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// The master seeds when `KILLPOINT_SEED` is not set: the first for correct scenarios,
 /// all five for planted bugs.
 const DEFAULT_SEEDS: [u64; 5] = [11, 12, 13, 14, 15];
+
+/// The master seeds of the field suite's bugs: a real program's bug is found by any seed.
+const FIELD_SEEDS: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+/// The most cases a field bug may take to be found, per seed.
+const FIELD_CASES: u32 = 64;
 
 fn main() {
     let args = Arguments::from_args();
@@ -36,7 +48,21 @@ fn main() {
                 .display()
                 .to_string();
             let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-            Trial::test(name, move || check(&scenario))
+            let field = name.starts_with("scenarios/field/");
+            let missing = scenario.missing_programs();
+            if missing.is_empty() {
+                return Trial::test(name, move || check(&scenario, field));
+            }
+            // Not installed here: skipped, with what to install in its listed name; run
+            // anyway (`--run-ignored`), it fails saying so.
+            let install: Vec<String> = missing
+                .iter()
+                .map(|(program, package)| format!("missing {program}: apt-get install {package}"))
+                .collect();
+            let why = install.join(", ");
+            Trial::test(name, move || Err(why.into()))
+                .with_kind(install.join(", "))
+                .with_ignored_flag(true)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
@@ -61,12 +87,13 @@ fn scenario_files(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// The campaigns to run: one per master seed.
-fn campaigns(scenario: &Scenario) -> Result<Vec<CampaignOptions>, Failed> {
+fn campaigns(scenario: &Scenario, field: bool) -> Result<Vec<CampaignOptions>, Failed> {
+    let all: &[u64] = if field { &FIELD_SEEDS } else { &DEFAULT_SEEDS };
     let seeds: &[u64] =
         if std::env::var_os("KILLPOINT_SEED").is_some() || scenario.expect.violation.is_empty() {
-            &DEFAULT_SEEDS[..1]
+            &all[..1]
         } else {
-            &DEFAULT_SEEDS
+            all
         };
     let mut runs = Vec::new();
     for (i, &seed) in seeds.iter().enumerate() {
@@ -83,13 +110,16 @@ fn campaigns(scenario: &Scenario) -> Result<Vec<CampaignOptions>, Failed> {
     Ok(runs)
 }
 
-fn check(scenario: &Scenario) -> Result<(), Failed> {
+fn check(scenario: &Scenario, field: bool) -> Result<(), Failed> {
     let expected = if scenario.expect.violation.is_empty() {
         ScenarioResult::Passed
     } else {
         ScenarioResult::CaughtAsExpected
     };
-    for options in campaigns(scenario)? {
+    for mut options in campaigns(scenario, field)? {
+        if field && !scenario.expect.violation.is_empty() && options.cases.is_none() {
+            options.cases = Some(FIELD_CASES);
+        }
         let seed = options.seed;
         let report = Campaign::new(options).run_scenario(scenario);
         if let Some(Err(e)) = killpoint::report::save_in_report_dir(&report, seed) {
