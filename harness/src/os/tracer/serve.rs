@@ -31,6 +31,8 @@ pub(super) struct Task {
     /// a task followed from a fork or clone, SIGTRAP after exec for the target. It is
     /// swallowed when it comes, and only then: a real signal can be reported first.
     initial: Option<i32>,
+    /// The fork or clone event that made it has been seen (or it is the target).
+    announced: bool,
     /// A call rewound by an entry strike: when it comes again, it is the same call.
     pub(super) replay: Option<Replay>,
     /// What to do at this task's next syscall-exit stop.
@@ -47,6 +49,7 @@ impl Task {
         Task {
             tgid,
             initial: Some(initial),
+            announced: false,
             replay: None,
             at_exit: None,
             handlers: Vec::new(),
@@ -83,8 +86,10 @@ pub(super) struct Tracer {
     /// The order processes appeared in, for the windows.
     order: Vec<i32>,
     pub(super) root: PathBuf,
-    /// Tasks whose exit was handled: a fork event for one of them (the child can exit
-    /// before its parent's event is seen) must not bring it back.
+    /// Tasks whose exit was handled before their parent's fork or clone event was seen
+    /// (the child can run and exit first): that late event must not bring one back. It
+    /// is forgotten once its event comes, as pids are reused: a later task with the same
+    /// pid is a new one.
     dead: HashSet<i32>,
 }
 
@@ -107,7 +112,11 @@ impl Tracer {
             .unwrap_or_else(|e| e.into_inner())
             .insert(main);
         let mut tasks = HashMap::new();
-        tasks.insert(main, Task::new(main, libc::SIGTRAP));
+        let target = Task {
+            announced: true,
+            ..Task::new(main, libc::SIGTRAP)
+        };
+        tasks.insert(main, target);
         Tracer {
             main,
             start,
@@ -249,8 +258,11 @@ impl Tracer {
     }
 
     fn exited(&mut self, tid: i32, raw: ExitStatusRaw) {
-        self.dead.insert(tid);
-        let Some(task) = self.tasks.remove(&tid) else {
+        let task = self.tasks.remove(&tid);
+        if !task.as_ref().is_some_and(|t| t.announced) {
+            self.dead.insert(tid);
+        }
+        let Some(task) = task else {
             return;
         };
         if task.tgid != tid {
@@ -374,7 +386,7 @@ impl Tracer {
 
     fn new_task(&mut self, parent_tid: i32, new: i32) {
         let parent = self.tasks.get(&parent_tid).map_or(parent_tid, |t| t.tgid);
-        if self.dead.contains(&new) {
+        if self.dead.remove(&new) {
             return; // it has come and gone already
         }
         let Some(tgid) = self
@@ -388,7 +400,8 @@ impl Tracer {
         // Its first stops may already have come before this event.
         self.tasks
             .entry(new)
-            .or_insert_with(|| Task::new(tgid, libc::SIGSTOP));
+            .or_insert_with(|| Task::new(tgid, libc::SIGSTOP))
+            .announced = true;
         if tgid == new {
             self.link
                 .tracees
