@@ -25,6 +25,15 @@
 //! returns lets the call run normally. Filters cannot be removed, so the tracer serves the
 //! tree until the last tracee is gone; EXITKILL kills the tree if the harness dies.
 //!
+//! A task followed from a fork or clone starts with a SIGSTOP the kernel queues for it
+//! (the target, with the SIGTRAP after its exec): that one stop is the tracer's, and is
+//! swallowed. It is not always the task's first stop. A signal sent to the new thread
+//! itself (tgkill) comes first when its number is lower, as the kernel hands a thread its
+//! own pending signals lowest first, and a group stop can come first too. So each task
+//! waits for its initial stop by its signal, and every signal-delivery stop before it is
+//! passed on: taking the first stop for the initial one would inject that SIGSTOP later,
+//! and the child would stop (its parent sees `CLD_STOPPED`) where untraced it never does.
+//!
 //! ```text
 //!  mod.rs      what the rest of the harness sees: the set-up, the link, the log, spawn
 //!  serve.rs    the waitpid loop: tasks, ptrace events, signal stops, syscall entry and

@@ -27,9 +27,12 @@ use crate::values::{ExitStatus, Signal};
 /// What the tracer knows of one task (a thread; a process is its leader thread).
 pub(super) struct Task {
     tgid: i32,
-    /// Its first stop (SIGSTOP for a new task, SIGTRAP after exec for the target) is
-    /// still to come and must be swallowed.
-    started: bool,
+    /// The stop the kernel starts this task with, while it is still to come: SIGSTOP for
+    /// a task followed from a fork or clone, SIGTRAP after exec for the target. It is
+    /// swallowed when it comes, and only then: a real signal can be reported first.
+    initial: Option<i32>,
+    /// The fork or clone event that made it has been seen (or it is the target).
+    announced: bool,
     /// A call rewound by an entry strike: when it comes again, it is the same call.
     pub(super) replay: Option<Replay>,
     /// What to do at this task's next syscall-exit stop.
@@ -38,6 +41,20 @@ pub(super) struct Task {
     /// while there is one, the task stops at every syscall (PTRACE_SYSCALL) until the
     /// handler's `rt_sigreturn`.
     handlers: Vec<(Signal, Duration)>,
+}
+
+impl Task {
+    /// A task whose initial stop, `initial`, is still to come.
+    fn new(tgid: i32, initial: i32) -> Task {
+        Task {
+            tgid,
+            initial: Some(initial),
+            announced: false,
+            replay: None,
+            at_exit: None,
+            handlers: Vec::new(),
+        }
+    }
 }
 
 enum AtExit {
@@ -69,8 +86,10 @@ pub(super) struct Tracer {
     /// The order processes appeared in, for the windows.
     order: Vec<i32>,
     pub(super) root: PathBuf,
-    /// Tasks whose exit was handled: a fork event for one of them (the child can exit
-    /// before its parent's event is seen) must not bring it back.
+    /// Tasks whose exit was handled before their parent's fork or clone event was seen
+    /// (the child can run and exit first): that late event must not bring one back. It
+    /// is forgotten once its event comes, as pids are reused: a later task with the same
+    /// pid is a new one.
     dead: HashSet<i32>,
 }
 
@@ -93,16 +112,11 @@ impl Tracer {
             .unwrap_or_else(|e| e.into_inner())
             .insert(main);
         let mut tasks = HashMap::new();
-        tasks.insert(
-            main,
-            Task {
-                tgid: main,
-                started: false,
-                replay: None,
-                at_exit: None,
-                handlers: Vec::new(),
-            },
-        );
+        let target = Task {
+            announced: true,
+            ..Task::new(main, libc::SIGTRAP)
+        };
+        tasks.insert(main, target);
         Tracer {
             main,
             start,
@@ -244,8 +258,11 @@ impl Tracer {
     }
 
     fn exited(&mut self, tid: i32, raw: ExitStatusRaw) {
-        self.dead.insert(tid);
-        let Some(task) = self.tasks.remove(&tid) else {
+        let task = self.tasks.remove(&tid);
+        if !task.as_ref().is_some_and(|t| t.announced) {
+            self.dead.insert(tid);
+        }
+        let Some(task) = task else {
             return;
         };
         if task.tgid != tid {
@@ -278,16 +295,18 @@ impl Tracer {
         if !self.tasks.contains_key(&tid) {
             self.dead.remove(&tid); // a new task, even if its pid was used before
         }
-        let task = self.tasks.entry(tid).or_insert_with(|| Task {
-            tgid: procfs::tgid(tid).unwrap_or(tid),
-            started: false,
-            replay: None,
-            at_exit: None,
-            handlers: Vec::new(),
-        });
-        if !task.started {
-            task.started = true;
-            if tid == self.main && signal == libc::SIGTRAP {
+        let task = self
+            .tasks
+            .entry(tid)
+            .or_insert_with(|| Task::new(procfs::tgid(tid).unwrap_or(tid), libc::SIGSTOP));
+        // A group stop (no siginfo) is not a signal to pass on, nor a task's initial stop.
+        if ptrace::getsiginfo(Pid::from_raw(tid)).is_err() {
+            self.resume(tid, 0);
+            return;
+        }
+        if task.initial == Some(signal) {
+            task.initial = None;
+            if tid == self.main {
                 // The stop after exec: from here on, follow everything.
                 let options = Options::PTRACE_O_TRACESYSGOOD
                     | Options::PTRACE_O_TRACESECCOMP
@@ -302,19 +321,12 @@ impl Tracer {
                 if let Some(p) = self.log.census.process(tid) {
                     p.command = procfs::command_line(tid);
                 }
-                self.resume(tid, 0);
-                return;
             }
-            if signal == libc::SIGSTOP {
-                self.resume(tid, 0); // a new task's initial stop
-                return;
-            }
-        }
-        // A signal-delivery stop, or a group stop (no siginfo): pass the signal on.
-        if ptrace::getsiginfo(Pid::from_raw(tid)).is_err() {
-            self.resume(tid, 0);
+            self.resume(tid, 0); // the kernel's stop, not a signal anyone sent
             return;
         }
+        // A signal-delivery stop: pass the signal on (the harness's own strikes come
+        // through here).
         let tgid = task.tgid;
         self.note_restart(tid);
         if let Some(signal) = Signal::from_number(signal) {
@@ -374,7 +386,7 @@ impl Tracer {
 
     fn new_task(&mut self, parent_tid: i32, new: i32) {
         let parent = self.tasks.get(&parent_tid).map_or(parent_tid, |t| t.tgid);
-        if self.dead.contains(&new) {
+        if self.dead.remove(&new) {
             return; // it has come and gone already
         }
         let Some(tgid) = self
@@ -385,14 +397,11 @@ impl Tracer {
         else {
             return; // gone before we could look
         };
-        // Its first stop may already have come (and been swallowed) before this event.
-        self.tasks.entry(new).or_insert(Task {
-            tgid,
-            started: false,
-            replay: None,
-            at_exit: None,
-            handlers: Vec::new(),
-        });
+        // Its first stops may already have come before this event.
+        self.tasks
+            .entry(new)
+            .or_insert_with(|| Task::new(tgid, libc::SIGSTOP))
+            .announced = true;
         if tgid == new {
             self.link
                 .tracees
