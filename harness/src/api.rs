@@ -9,15 +9,16 @@
 //! use std::time::Duration;
 //! use killpoint::{Expect, Scenario, Signal, Strike, SyscallClass};
 //!
-//! // A writer that replaces its output with `mv`: never torn, whatever the strike.
+//! // A writer that replaces its output with `mv`, and on SIGTERM removes its temp file:
+//! // never torn, nothing left behind, whatever the strike.
 //! let atomic = Scenario::command("sh")
 //!     .arg("-c")
-//!     .arg("printf 'first\\nsecond\\n' > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"")
+//!     .arg("trap 'rm -f \"$1.tmp\"; exit 143' TERM; printf 'first\\nsecond\\n' > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"")
 //!     .arg("writer")
 //!     .arg_work("out.txt")
 //!     .strike(Strike::syscall(SyscallClass::Write).signals([Signal::SIGTERM, Signal::SIGKILL]))
 //!     .expect(Expect::atomic_output("out.txt"))
-//!     .expect(Expect::exit_codes().interrupted([Signal::SIGTERM]))
+//!     .expect(Expect::exit_codes().interrupted([143]))
 //!     .cases(8);
 //! atomic.check();
 //! ```
@@ -137,12 +138,12 @@ impl Scenario {
 ///
 /// let cases = Scenario::command("sh")
 ///     .arg("-c")
-///     .arg("printf 'whole\\n' > \"$1.tmp\" && exec mv \"$1.tmp\" \"$1\"")
+///     .arg("trap 'rm -f \"$1.tmp\"; exit 143' TERM; printf 'whole\\n' > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"")
 ///     .arg("writer")
 ///     .arg_work("out.txt")
-///     .strike(Strike::syscall(SyscallClass::Rename).signals([Signal::SIGTERM, Signal::SIGKILL]))
+///     .strike(Strike::syscall(SyscallClass::Write).signals([Signal::SIGTERM, Signal::SIGKILL]))
 ///     .expect(Expect::atomic_output("out.txt"))
-///     .expect(Expect::exit_codes().interrupted([Signal::SIGTERM]))
+///     .expect(Expect::exit_codes().interrupted([143]))
 ///     .prepare()
 ///     .unwrap();
 /// proptest!(ProptestConfig::with_cases(4), |(plan in cases.plans())| {

@@ -300,6 +300,9 @@ impl Prepared {
             return None;
         }
         let mut classes: ClassSet = CONTEXT_CLASSES.into_iter().collect();
+        // Every handler the main process installs is seen, so that a strike that finds
+        // none can tell "not yet" from "given up".
+        classes.insert(SyscallClass::Sigaction);
         let mut strikes = Vec::new();
         for (index, strike) in plan.strikes.iter().enumerate() {
             match &strike.point {

@@ -225,6 +225,15 @@ pub struct StrikeRecord {
     pub sent_at: Option<Duration>,
     /// Whether the target had a handler for the signal when it was sent.
     pub caught: bool,
+    /// When this run's main process was first seen with a handler for the signal (the
+    /// tracer saw its `rt_sigaction`, or a handler-relative delay's clock started): with
+    /// `caught` false after it, the program had given its handler up.
+    #[serde(
+        default,
+        with = "crate::units::opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub handler_seen_at: Option<Duration>,
     /// For a syscall strike: the call it landed at, as the tracer saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hit: Option<Event>,

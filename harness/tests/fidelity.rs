@@ -490,3 +490,73 @@ fn trace_says_a_detached_descendant_was_killed_because_it_outlived_the_command()
         "{stdout}"
     );
 }
+
+/// Writes out.txt atomically with a SIGTERM handler in place, then gives the handler up
+/// (`SIG_DFL`) and marks `gave-up`; with `--early`, it gives it up and marks before
+/// writing anything.
+const GIVES_UP: &str = r#"
+import os, signal, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import killpoint_probe
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(14))
+def give_up():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    killpoint_probe.mark("gave-up")
+if "--early" in sys.argv:
+    give_up()
+with open("out.tmp", "w") as f:
+    f.write("complete\n")
+os.replace("out.tmp", "out.txt")
+if "--early" not in sys.argv:
+    give_up()
+"#;
+
+fn gives_up(dir: &Path, early: bool) -> Scenario {
+    fs::write(dir.join("gives_up.py"), GIVES_UP).unwrap();
+    fs::copy(
+        common::root().join("scenarios/python/killpoint_probe.py"),
+        dir.join("killpoint_probe.py"),
+    )
+    .unwrap();
+    scenario(
+        dir,
+        &format!(
+            r#"name = "gives-up-its-handler"
+command = ["{{python}}", "{{dir}}/gives_up.py"{}]
+[[strike]]
+signal = "SIGTERM"
+at = {{ probe = "gave-up" }}
+[expect]
+outputs = ["out.txt"]
+interrupted = [14]
+no_temp_leftovers = false
+deadline = "2s"
+"#,
+            if early { r#", "--early""# } else { "" }
+        ),
+    )
+}
+
+#[test]
+fn a_signal_after_the_program_gave_up_its_handler_is_told_as_such_and_after_the_work_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Struck after the work, once the handler is given up: its default action, held.
+    let report = run(&gives_up(dir.path(), false), 1, 1);
+    assert_eq!(report.result, ScenarioResult::Passed, "{}", text(&report));
+    assert_eq!(report.cases_run, 1);
+
+    // Struck with the work not done: a violation, and the evidence says the handler had
+    // been given up, not that it was not there yet.
+    let report = run(&gives_up(dir.path(), true), 1, 1);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Violated, "{shown}");
+    let lines = evidence(report.failure.as_ref().unwrap(), InvariantName::ExitCode);
+    assert!(
+        lines[0].starts_with("SIGTERM sent at ")
+            && lines[0].contains(" (it no longer had a handler for it: one was installed at ")
+            && lines[0].contains(
+                ", and SIGTERM was back to its default action); it ended with killed by SIGTERM at "
+            ),
+        "{shown}"
+    );
+}

@@ -12,7 +12,6 @@ use std::time::Duration;
 use super::{Context, Verdict};
 use crate::census::Census;
 use crate::outcome::{FileState, KillReason, StrikeRecord};
-use crate::plan::{Clock, Point};
 use crate::units::ms;
 use crate::values::{ExitStatus, Signal};
 
@@ -133,7 +132,10 @@ enum HandlerThen {
     /// It had one (seen in this run, or installed by the uninterrupted run at this time)
     /// and had given it up for the default action by then.
     GivenUp(Duration),
-    /// It never installs one.
+    /// No handler then, and none was seen in this run, though the uninterrupted run had
+    /// one from this time.
+    NotSeen(Duration),
+    /// The census never saw it install one.
     Never,
 }
 
@@ -149,7 +151,15 @@ impl HandlerThen {
                 "it no longer had a handler for it: one was installed at {}, and {signal} was back to its default action",
                 ms(at)
             ),
-            HandlerThen::Never => format!("it never installs a handler for {signal}"),
+            HandlerThen::NotSeen(at) => format!(
+                "it had no handler for it at that moment; the uninterrupted run had one from {}",
+                ms(at)
+            ),
+            HandlerThen::Never => {
+                format!(
+                    "no handler for it: the uninterrupted run was never seen to install one for {signal}"
+                )
+            }
         }
     }
 
@@ -163,22 +173,16 @@ fn handler_then(strike: &StrikeRecord, census: &Census) -> HandlerThen {
         return HandlerThen::Caught;
     }
     let sent = strike.sent_at.unwrap_or_default();
-    // A delay counted from the handler started when this run was seen to have it.
-    if let (
-        Point::Delay {
-            clock: Clock::Handler(s),
-            ..
-        },
-        Some(seen),
-    ) = (&strike.point, strike.clock_started_at)
-        && *s == strike.signal
+    // Only this run's own sight of a handler proves it was given up: the census's times
+    // differ from a case's by the run's speed.
+    if let Some(seen) = strike.handler_seen_at
         && seen <= sent
     {
         return HandlerThen::GivenUp(seen);
     }
     match census.handlers.get(&strike.signal) {
-        Some(h) if h.at <= sent => HandlerThen::GivenUp(h.at),
-        Some(h) => HandlerThen::NotYet(h.at),
+        Some(h) if h.at > sent => HandlerThen::NotYet(h.at),
+        Some(h) => HandlerThen::NotSeen(h.at),
         None => HandlerThen::Never,
     }
 }
@@ -412,8 +416,21 @@ mod tests {
             "SIGTERM sent at 10.0 ms (it had no handler for it yet: the uninterrupted run installs one at 30.0 ms); it ended with killed by SIGTERM at 100.0 ms"
         );
 
-        // After the work, on the way out, the handler given up: the default action.
+        // Seen in the census only, the handler's absence proves nothing.
         strike.sent_at = Some(at_ms(95));
+        o.strikes = vec![strike.clone()];
+        o.outputs[0].after = FileState::Golden;
+        let Verdict::Violated { evidence } = judge(&o) else {
+            panic!("death by SIGTERM, no handler seen in this run")
+        };
+        assert_eq!(
+            evidence[0],
+            "SIGTERM sent at 95.0 ms (it had no handler for it at that moment; the uninterrupted run had one from 30.0 ms); it ended with killed by SIGTERM at 100.0 ms"
+        );
+
+        // After the work, on the way out, the handler this run installed given up: the
+        // default action.
+        strike.handler_seen_at = Some(at_ms(31));
         o.strikes = vec![strike.clone()];
         o.outputs[0].after = FileState::Golden;
         assert_eq!(judge(&o), Verdict::Held);
@@ -425,10 +442,12 @@ mod tests {
         };
         assert_eq!(
             evidence[0],
-            "SIGTERM sent at 95.0 ms (it no longer had a handler for it: one was installed at 30.0 ms, and SIGTERM was back to its default action); it ended with killed by SIGTERM at 100.0 ms"
+            "SIGTERM sent at 95.0 ms (it no longer had a handler for it: one was installed at 31.0 ms, and SIGTERM was back to its default action); it ended with killed by SIGTERM at 100.0 ms"
         );
 
         // A program that never installs one.
+        strike.handler_seen_at = None;
+        o.strikes = vec![strike];
         let bare = census(b"{}");
         let Verdict::Violated { evidence } = check(&Context {
             expect: &e,
@@ -439,7 +458,9 @@ mod tests {
             panic!("death by SIGTERM with no handler at all")
         };
         assert!(
-            evidence[0].contains("(it never installs a handler for SIGTERM)"),
+            evidence[0].contains(
+                "(no handler for it: the uninterrupted run was never seen to install one for SIGTERM)"
+            ),
             "{}",
             evidence[0]
         );

@@ -65,6 +65,7 @@ pub fn struck(signal: Signal, at: Duration) -> StrikeRecord {
         clock_started_at: Some(Duration::ZERO),
         sent_at: Some(at),
         caught: signal.is_catchable(),
+        handler_seen_at: None,
         hit: None,
     }
 }

@@ -277,13 +277,23 @@ pub fn run(
         pipes.next().map(Pipe::capture).unwrap_or_default(),
     );
     // The tracer has ended; what it shared is this thread's alone now.
-    let (records, handlers) = {
+    let (mut records, handlers) = {
         let mut progress = state.progress();
         (
             std::mem::take(&mut progress.records),
             std::mem::take(&mut progress.handlers),
         )
     };
+    for record in &mut records {
+        let clock = match record.point {
+            Point::Delay {
+                clock: Clock::Handler(signal),
+                ..
+            } if signal == record.signal => record.clock_started_at,
+            _ => None,
+        };
+        record.handler_seen_at = handlers.get(&record.signal).copied().or(clock);
+    }
     Ok(Run {
         status: status.unwrap_or(ExitStatus::Signal(Signal::SIGKILL)),
         exited_at: ended.exited_at,
@@ -308,6 +318,7 @@ fn record(strike: &Strike) -> StrikeRecord {
         clock_started_at: None,
         sent_at: None,
         caught: false,
+        handler_seen_at: None,
         hit: None,
     }
 }
