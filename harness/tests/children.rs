@@ -94,6 +94,9 @@ for i in range(1, 41):
     db.execute("insert into acked values (?)", (i,))
     db.commit()
     print(f"ACK {i}", flush=True)
+# Python restores the default actions as it shuts down: block the signal, so that one
+# arriving after the work is done cannot kill a finished run.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 "#,
     )
     .unwrap();
