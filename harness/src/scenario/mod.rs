@@ -590,6 +590,26 @@ signal = "SIGTERM"
     }
 
     #[test]
+    fn a_leftover_grace_longer_than_the_deadline_is_an_error_and_the_default_fits_within_it() {
+        let e = parse(&format!(
+            "{MINIMAL}[expect]\ndeadline = \"1s\"\nleftover_grace = \"2s\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("expect.leftover_grace"), "{e}");
+        assert!(
+            e.message
+                .starts_with("the leftover grace (2s) is longer than the deadline (1s)"),
+            "{e}"
+        );
+        let s = parse(&format!("{MINIMAL}[expect]\ndeadline = \"200ms\"\n")).unwrap();
+        assert_eq!(s.expect.grace(), Duration::from_millis(200));
+        let s = parse(MINIMAL).unwrap();
+        assert_eq!(s.expect.grace(), Duration::from_millis(500));
+        let s = parse(&format!("{MINIMAL}[expect]\nleftover_grace = \"50ms\"\n")).unwrap();
+        assert_eq!(s.expect.grace(), Duration::from_millis(50));
+    }
+
+    #[test]
     fn a_setup_table_without_from_is_an_error_at_its_line() {
         let e = parse(&format!(
             "{MINIMAL}[setup]\n\"in.bin\" = {{ form = \"x\" }}\n"
