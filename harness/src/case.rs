@@ -38,8 +38,8 @@ use crate::values::{ExitStatus, Signal, WorkPath};
 /// A scenario made ready to run: its commands resolved once.
 pub(crate) struct Prepared {
     pub scenario: Scenario,
-    /// The `[setup]` files' bytes, fixtures read once.
-    setup: BTreeMap<WorkPath, Vec<u8>>,
+    /// What `[setup]` makes in every sandbox, fixtures read once.
+    setup: Vec<crate::setup::SetupEntry>,
     target: Resolved,
     survivors: Option<Resolved>,
     resume: Option<Resolved>,
@@ -79,7 +79,7 @@ impl Prepared {
             _ => None,
         };
         Ok(Prepared {
-            setup: scenario.setup_bytes()?,
+            setup: scenario.setup_entries()?,
             target: resolve(&scenario.command),
             survivors,
             resume: scenario.expect.resume.as_ref().map(|r| resolve(&r.command)),

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod regressions;
 pub mod report;
 pub mod scenario;
+pub mod setup;
 pub(crate) mod shrink;
 pub(crate) mod space;
 pub(crate) mod strike;

@@ -611,32 +611,57 @@ impl Arg {
 impl FromStr for Arg {
     type Err = String;
 
+    /// Text with placeholders; `{{` and `}}` stand for literal braces
+    /// (`awk '{{print $1}}'`).
     fn from_str(raw: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
-        let mut rest = raw;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(ArgPart::Text(rest[..open].to_string()));
-            }
-            let close = rest[open..].find('}').ok_or_else(|| {
-                format!("`{raw}` opens a placeholder with `{{` but never closes it")
-            })? + open;
-            let inner = &rest[open + 1..close];
-            parts.push(match inner.split_once(':') {
-                None if inner == "work" => ArgPart::Work,
-                None if inner == "dir" => ArgPart::Dir,
-                None if inner == "python" => ArgPart::Python,
-                Some(("bin", name)) if !name.is_empty() => ArgPart::Bin(name.to_string()),
-                _ => {
+        let mut text = String::new();
+        let mut chars = raw.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '{' if chars.peek().is_some_and(|&(_, n)| n == '{') => {
+                    chars.next();
+                    text.push('{');
+                }
+                '}' if chars.peek().is_some_and(|&(_, n)| n == '}') => {
+                    chars.next();
+                    text.push('}');
+                }
+                '}' => {
                     return Err(format!(
-                        "unknown placeholder `{{{inner}}}`: use `{{work}}`, `{{dir}}`, `{{python}}` or `{{bin:NAME}}`"
+                        "`{raw}` has a `}}` that closes no placeholder: write `}}}}` for a literal brace"
                     ));
                 }
-            });
-            rest = &rest[close + 1..];
+                '{' => {
+                    let close = raw[at..].find('}').ok_or_else(|| {
+                        format!(
+                            "`{raw}` opens a placeholder with `{{` but never closes it (write `{{{{` for a literal brace)"
+                        )
+                    })? + at;
+                    let inner = &raw[at + 1..close];
+                    if !text.is_empty() {
+                        parts.push(ArgPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(match inner.split_once(':') {
+                        None if inner == "work" => ArgPart::Work,
+                        None if inner == "dir" => ArgPart::Dir,
+                        None if inner == "python" => ArgPart::Python,
+                        Some(("bin", name)) if !name.is_empty() => ArgPart::Bin(name.to_string()),
+                        _ => {
+                            return Err(format!(
+                                "unknown placeholder `{{{inner}}}`: use `{{work}}`, `{{dir}}`, `{{python}}` or `{{bin:NAME}}`, and `{{{{` `}}}}` for literal braces"
+                            ));
+                        }
+                    });
+                    while chars.peek().is_some_and(|&(i, _)| i <= close) {
+                        chars.next();
+                    }
+                }
+                c => text.push(c),
+            }
         }
-        if !rest.is_empty() {
-            parts.push(ArgPart::Text(rest.to_string()));
+        if !text.is_empty() {
+            parts.push(ArgPart::Text(text));
         }
         Ok(Arg {
             raw: raw.to_string(),
@@ -745,6 +770,34 @@ mod tests {
                 .contains("unknown placeholder")
         );
         assert!("{work".parse::<Arg>().unwrap_err().contains("never closes"));
+    }
+
+    #[test]
+    fn doubled_braces_are_literal_braces() {
+        let awk: Arg = "{{print $1}} > {work}/out".parse().unwrap();
+        assert_eq!(
+            awk.parts,
+            vec![
+                ArgPart::Text("{print $1} > ".into()),
+                ArgPart::Work,
+                ArgPart::Text("/out".into())
+            ]
+        );
+        let shell: Arg = "true || {{ echo x; }}".parse().unwrap();
+        assert_eq!(
+            shell.parts,
+            vec![ArgPart::Text("true || { echo x; }".into())]
+        );
+        assert_eq!(
+            "a } b".parse::<Arg>().unwrap_err(),
+            "`a } b` has a `}` that closes no placeholder: write `}}` for a literal brace"
+        );
+        assert!(
+            "{print $1}"
+                .parse::<Arg>()
+                .unwrap_err()
+                .ends_with("and `{{` `}}` for literal braces")
+        );
     }
 
     #[test]

@@ -137,6 +137,8 @@ enum HandlerThen {
     NotSeen(Duration),
     /// The census never saw it install one.
     Never,
+    /// SIGKILL, SIGSTOP: no handler can catch it.
+    Uncatchable,
 }
 
 impl HandlerThen {
@@ -155,6 +157,7 @@ impl HandlerThen {
                 "it had no handler for it at that moment; the uninterrupted run had one from {}",
                 ms(at)
             ),
+            HandlerThen::Uncatchable => "no handler can catch it".into(),
             HandlerThen::Never => {
                 format!(
                     "no handler for it: the uninterrupted run was never seen to install one for {signal}"
@@ -171,6 +174,9 @@ impl HandlerThen {
 fn handler_then(strike: &StrikeRecord, census: &Census) -> HandlerThen {
     if strike.caught {
         return HandlerThen::Caught;
+    }
+    if !strike.signal.is_catchable() {
+        return HandlerThen::Uncatchable;
     }
     let sent = strike.sent_at.unwrap_or_default();
     // Only this run's own sight of a handler proves it was given up: the census's times

@@ -5,18 +5,17 @@
 //! [`super::leftovers`]): the mark is outside the directory, so the target never sees
 //! it, and a kept sandbox drops it, so no later run takes a kept one for a leftover.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::leftovers::Owner;
-use crate::values::WorkPath;
+use std::os::unix::fs::PermissionsExt;
 
-/// The modification time of every setup file: 2024-01-01 00:00:00 UTC, in seconds since
-/// the epoch.
-pub const SETUP_MTIME: u64 = 1_704_067_200;
+use super::leftovers::Owner;
+use crate::setup::{EntryKind, SetupEntry};
+use crate::values::WorkPath;
 
 const PREFIX: &str = "killpoint-";
 const MARK: &str = ".owner";
@@ -91,24 +90,45 @@ pub(crate) fn remove_stale() -> Vec<i32> {
 
 impl Sandbox {
     /// Makes a sandbox, marked as this process's, and writes the setup files into it.
-    pub fn create(setup: &BTreeMap<WorkPath, Vec<u8>>) -> io::Result<Sandbox> {
+    pub fn create(setup: &[SetupEntry]) -> io::Result<Sandbox> {
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir()?;
         let me = Owner::me();
         let mark = OwnerMark(mark_path(dir.path()));
         fs::write(&mark.0, format!("killpoint {} {}\n", me.pid, me.start))?;
         let sandbox = Sandbox { dir, mark };
-        let dir = &sandbox.dir;
-        for (path, content) in setup {
-            let full = dir.path().join(path.as_str());
+        let root = sandbox.dir.path();
+        for entry in setup {
+            let full = root.join(&entry.path);
             if let Some(parent) = full.parent() {
                 fs::create_dir_all(parent)?;
             }
-            fs::write(&full, content)?;
-            // One fixed time for every setup file, so that a program that records its
-            // input's mtime (gzip's header, tar) makes the same bytes in every run.
-            fs::File::options().write(true).open(&full)?.set_modified(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(SETUP_MTIME),
-            )?;
+            match &entry.kind {
+                EntryKind::File { bytes, .. } => fs::write(&full, bytes)?,
+                EntryKind::Dir { .. } => fs::create_dir_all(&full)?,
+                EntryKind::Symlink(target) => std::os::unix::fs::symlink(target, &full)?,
+            }
+        }
+        // Times last, deepest first: making a directory's entries changes its mtime. A
+        // program that records its input's mtime (gzip's header, tar) then makes the same
+        // bytes in every run. Modes last too, so that read-only files and directories
+        // can be written first.
+        for entry in setup.iter().rev() {
+            let full = root.join(&entry.path);
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(entry.mtime);
+            match &entry.kind {
+                EntryKind::File { mode, .. } => {
+                    fs::File::options()
+                        .write(true)
+                        .open(&full)?
+                        .set_modified(at)?;
+                    fs::set_permissions(&full, fs::Permissions::from_mode(*mode))?;
+                }
+                EntryKind::Dir { mode } => {
+                    fs::File::open(&full)?.set_modified(at)?;
+                    fs::set_permissions(&full, fs::Permissions::from_mode(*mode))?;
+                }
+                EntryKind::Symlink(_) => {}
+            }
         }
         Ok(sandbox)
     }
@@ -161,6 +181,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn setup_entries_are_made_with_their_bytes_modes_links_and_mtimes() {
+        use crate::setup::{EntryKind, SETUP_MTIME, SetupEntry};
+        use std::os::unix::fs::MetadataExt;
+        let entry = |path: &str, kind: EntryKind, mtime: u64| SetupEntry {
+            path: path.into(),
+            kind,
+            mtime,
+        };
+        let sandbox = Sandbox::create(&[
+            entry("repo", EntryKind::Dir { mode: 0o750 }, SETUP_MTIME),
+            entry(
+                "repo/run.sh",
+                EntryKind::File {
+                    bytes: b"#!/bin/sh\n".to_vec(),
+                    mode: 0o755,
+                },
+                SETUP_MTIME,
+            ),
+            entry(
+                "repo/HEAD",
+                EntryKind::Symlink("run.sh".into()),
+                SETUP_MTIME,
+            ),
+            entry(
+                "data.bin",
+                EntryKind::File {
+                    bytes: vec![0, 255, 7],
+                    mode: 0o444,
+                },
+                1_000_000_000,
+            ),
+        ])
+        .unwrap();
+        let root = sandbox.path();
+        let meta = |p: &str| fs::symlink_metadata(root.join(p)).unwrap();
+        assert_eq!(fs::read(root.join("data.bin")).unwrap(), [0, 255, 7]);
+        assert_eq!(meta("data.bin").mode() & 0o7777, 0o444);
+        assert_eq!(meta("data.bin").mtime(), 1_000_000_000);
+        assert_eq!(meta("repo/run.sh").mode() & 0o7777, 0o755);
+        assert_eq!(meta("repo/run.sh").mtime(), SETUP_MTIME as i64);
+        // The directory's time is set after its entries were made in it.
+        assert_eq!(meta("repo").mtime(), SETUP_MTIME as i64);
+        assert_eq!(meta("repo").mode() & 0o7777, 0o750);
+        assert_eq!(
+            fs::read_link(root.join("repo/HEAD")).unwrap(),
+            Path::new("run.sh")
+        );
+    }
+
+    #[test]
     fn a_mark_names_its_owner() {
         assert_eq!(
             parse_mark("killpoint 1234 98765\n"),
@@ -175,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_sandbox_is_marked_while_in_use_and_a_kept_one_is_not() {
-        let sandbox = Sandbox::create(&BTreeMap::new()).unwrap();
+        let sandbox = Sandbox::create(&[]).unwrap();
         let mark = mark_path(sandbox.path());
         let me = Owner::me();
         assert_eq!(
@@ -185,7 +255,7 @@ mod tests {
         let kept = sandbox.keep();
         assert!(kept.is_dir() && !mark.exists());
         fs::remove_dir(&kept).unwrap();
-        let dropped = Sandbox::create(&BTreeMap::new()).unwrap();
+        let dropped = Sandbox::create(&[]).unwrap();
         let (dir, mark) = (dropped.path().to_path_buf(), mark_path(dropped.path()));
         drop(dropped);
         assert!(!dir.exists() && !mark.exists());

@@ -165,24 +165,27 @@ impl Scenario {
     }
 
     /// A file created in the sandbox before each run: the prior content of an output.
-    pub fn setup(mut self, path: &str, content: impl Into<String>) -> Scenario {
-        self.setup.insert(
-            parsed(".setup", path),
-            super::SetupFile::Text(content.into()),
-        );
-        self
+    pub fn setup(self, path: &str, content: impl Into<String>) -> Scenario {
+        self.setup_file(path, super::SetupFile::text(content))
     }
 
-    /// `[setup] "PATH" = { from = "FIXTURE" }`: a fixture copied into the sandbox byte
-    /// for byte before each run; a relative fixture path is taken from the working
-    /// directory of a built scenario (the scenario file's directory for a loaded one).
-    pub fn setup_from(mut self, path: &str, fixture: impl Into<std::path::PathBuf>) -> Scenario {
-        self.setup.insert(
-            parsed(".setup", path),
-            super::SetupFile::From {
-                from: fixture.into(),
-            },
-        );
+    /// `[setup] "PATH" = { from = "FIXTURE" }`: a fixture file or directory copied into
+    /// the sandbox byte for byte before each run; a relative fixture path is taken from
+    /// the working directory of a built scenario (the scenario file's directory for a
+    /// loaded one).
+    pub fn setup_from(self, path: &str, fixture: impl Into<std::path::PathBuf>) -> Scenario {
+        self.setup_file(path, super::SetupFile::from_fixture(fixture))
+    }
+
+    /// `[setup] "PATH" = { bytes = N, seed = S }`: N bytes of deterministic text.
+    pub fn setup_bytes(self, path: &str, bytes: u64, seed: u64) -> Scenario {
+        self.setup_file(path, super::SetupFile::generated(bytes, seed))
+    }
+
+    /// Any `[setup]` value, with its `mode` and `mtime`:
+    /// `.setup_file("run.sh", SetupFile::text("#!/bin/sh\n…").mode(0o755))`.
+    pub fn setup_file(mut self, path: &str, file: super::SetupFile) -> Scenario {
+        self.setup.insert(parsed(".setup", path), file);
         self
     }
 

@@ -17,6 +17,7 @@ pub use crate::expect::{
     AckedSpec, Expect, IdReader, MarkerSource, OnceSpec, Pattern, Reports, ResumeSpec, Severity,
     SurvivorSource, Survivors,
 };
+pub use crate::setup::{SetupContent, SetupFile};
 pub use crate::strike::{PointSpec, ProbePoint, Recipient, Strike, SyscallPoint};
 pub use crate::values::{
     Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
@@ -410,92 +411,11 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// One `[setup]` file: its text (`"…"`), or a fixture copied byte for byte (`{ from =
-/// "fixtures/big.txt" }`, relative to the scenario file's directory).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum SetupFile {
-    Text(String),
-    From { from: PathBuf },
-}
-
-impl From<&str> for SetupFile {
-    fn from(text: &str) -> SetupFile {
-        SetupFile::Text(text.to_string())
-    }
-}
-
-impl From<String> for SetupFile {
-    fn from(text: String) -> SetupFile {
-        SetupFile::Text(text)
-    }
-}
-
-impl<'de> Deserialize<'de> for SetupFile {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SetupFile, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = SetupFile;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("the file's text, or `{ from = \"PATH\" }` (a fixture file, relative to the scenario file)")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SetupFile, E> {
-                Ok(SetupFile::Text(text.to_string()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<SetupFile, A::Error> {
-                let mut from: Option<PathBuf> = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "from" => from = Some(map.next_value()?),
-                        other => {
-                            return Err(serde::de::Error::custom(format!(
-                                "unknown key `{other}` in a setup file: expected `from` (a fixture file, relative to the scenario file)"
-                            )));
-                        }
-                    }
-                }
-                from.map(|from| SetupFile::From { from }).ok_or_else(|| {
-                    serde::de::Error::custom(
-                        "a setup table needs `from`: the fixture file to copy, relative to the scenario file",
-                    )
-                })
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
 impl Scenario {
-    /// The bytes of every `[setup]` file, fixtures read from beside the scenario file
+    /// What `[setup]` puts in every sandbox, fixtures read from beside the scenario file
     /// (once per campaign: each case's sandbox gets the same bytes).
-    pub fn setup_bytes(&self) -> Result<BTreeMap<WorkPath, Vec<u8>>, String> {
-        let dir = crate::targets::scenario_dir(self);
-        self.setup
-            .iter()
-            .map(|(path, file)| match file {
-                SetupFile::Text(text) => Ok((path.clone(), text.clone().into_bytes())),
-                SetupFile::From { from } => {
-                    let full = dir.join(from);
-                    if full.is_dir() {
-                        return Err(format!(
-                            "`[setup] {path}`: `{}` is a directory; `from` copies one file",
-                            from.display()
-                        ));
-                    }
-                    std::fs::read(&full)
-                        .map(|bytes| (path.clone(), bytes))
-                        .map_err(|e| {
-                            format!(
-                                "`[setup] {path}`: cannot read the fixture `{}`: {e}",
-                                full.display()
-                            )
-                        })
-                }
-            })
-            .collect()
+    pub fn setup_entries(&self) -> Result<Vec<crate::setup::SetupEntry>, String> {
+        crate::setup::resolve(&self.setup, &crate::targets::scenario_dir(self))
     }
 }
 
@@ -570,18 +490,25 @@ signal = "SIGTERM"
         let s = Scenario::load(&file).unwrap();
         assert_eq!(
             s.setup.get(&"in.bin".parse().unwrap()),
-            Some(&SetupFile::From {
-                from: "fixtures/in.bin".into()
-            })
+            Some(&SetupFile::from_fixture("fixtures/in.bin"))
         );
-        let bytes = s.setup_bytes().unwrap();
-        assert_eq!(bytes[&"a.txt".parse().unwrap()], b"text");
-        assert_eq!(bytes[&"in.bin".parse().unwrap()], [0u8, 159, 146, 150]);
+        let entries = s.setup_entries().unwrap();
+        let bytes = |at: &str| match &entries
+            .iter()
+            .find(|e| e.path == Path::new(at))
+            .unwrap()
+            .kind
+        {
+            crate::setup::EntryKind::File { bytes, .. } => bytes.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(bytes("a.txt"), b"text");
+        assert_eq!(bytes("in.bin"), [0u8, 159, 146, 150]);
 
         let missing = text.replace("fixtures/in.bin", "fixtures/gone.bin");
         std::fs::write(&file, &missing).unwrap();
         let s = Scenario::load(&file).unwrap();
-        let e = s.setup_bytes().unwrap_err();
+        let e = s.setup_entries().unwrap_err();
         assert!(
             e.starts_with("`[setup] in.bin`: cannot read the fixture `")
                 && e.contains("fixtures/gone.bin`: No such file or directory"),
@@ -610,6 +537,39 @@ signal = "SIGTERM"
     }
 
     #[test]
+    fn a_setup_file_may_be_generated_and_say_its_mode_and_mtime() {
+        let s = parse(&format!(
+            "{MINIMAL}[setup]\n\"big.txt\" = {{ bytes = 1000, seed = 3 }}\n\"run.sh\" = {{ from = \"run.sh\", mode = 0o755, mtime = 0 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.setup[&"big.txt".parse().unwrap()],
+            SetupFile::generated(1000, 3)
+        );
+        assert_eq!(
+            s.setup[&"run.sh".parse().unwrap()],
+            SetupFile::from_fixture("run.sh").mode(0o755).mtime(0)
+        );
+        for (value, message) in [
+            (
+                "{ from = \"a\", bytes = 3 }",
+                "either copied (`from`) or generated (`bytes`), not both",
+            ),
+            ("{ from = \"a\", seed = 3 }", "`seed` goes with `bytes`"),
+            (
+                "{ bytes = 3, mode = 4096 }",
+                "mode 0o10000 is not a permission mode",
+            ),
+            ("{ mode = 0o644 }", "a setup table needs `from`"),
+            ("{ bytes = \"many\" }", "invalid type"),
+        ] {
+            let e = parse(&format!("{MINIMAL}[setup]\n\"x\" = {value}\n")).unwrap_err();
+            assert_eq!(e.line, 7, "{value}: {e}");
+            assert!(e.message.contains(message), "{value}: {e}");
+        }
+    }
+
+    #[test]
     fn a_setup_table_without_from_is_an_error_at_its_line() {
         let e = parse(&format!(
             "{MINIMAL}[setup]\n\"in.bin\" = {{ form = \"x\" }}\n"
@@ -617,8 +577,9 @@ signal = "SIGTERM"
         .unwrap_err();
         assert_eq!(e.line, 7, "{e}");
         assert!(
-            e.message
-                .contains("unknown key `form` in a setup file: expected `from`"),
+            e.message.contains(
+                "unknown key `form` in a setup file: expected `from` (a fixture file or directory"
+            ),
             "{e}"
         );
     }
@@ -680,7 +641,7 @@ violation = "atomic-output"
         assert_eq!(s.expect.violation, vec![InvariantName::AtomicOutput]);
         assert_eq!(
             s.setup.get(&"out.json".parse().unwrap()).unwrap(),
-            &SetupFile::from("prior")
+            &SetupFile::text("prior")
         );
     }
 

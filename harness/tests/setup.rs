@@ -1,0 +1,103 @@
+//! What a scenario can say about the sandbox and the command, end to end on real
+//! programs: a generated 16 MiB input whose gzip golden matches in every case (its
+//! header records the input's mtime, which setup fixes), a fixture directory copied
+//! whole, and an awk program written with literal braces.
+
+use std::fs;
+use std::path::Path;
+
+use killpoint::scenario::Scenario;
+use killpoint::{Campaign, CampaignOptions, ScenarioReport, ScenarioResult};
+
+fn scenario(dir: &Path, text: &str) -> Scenario {
+    let file = dir.join("s.toml");
+    fs::write(&file, text).unwrap();
+    Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(scenario: &Scenario) -> ScenarioReport {
+    let mut options = CampaignOptions::new(1);
+    options.shrink_iterations = Some(0);
+    options.regressions = false;
+    Campaign::new(options).run_scenario(scenario)
+}
+
+fn text(report: &ScenarioReport) -> String {
+    killpoint::report::scenario_text(report)
+}
+
+#[test]
+fn gzip_of_a_generated_input_matches_its_golden_in_every_case_without_dash_n() {
+    let dir = tempfile::tempdir().unwrap();
+    // gzip (no -n) records big.txt's name and mtime in its header: only a fixed mtime
+    // makes the census's output and an uninterrupted case's the same bytes. A clean
+    // status after a late strike is accepted only when the output is that golden.
+    let s = scenario(
+        dir.path(),
+        r#"name = "gzip-16mib"
+command = ["gzip", "-k", "big.txt"]
+cases = 6
+[requires]
+gzip = "gzip"
+[setup]
+"big.txt" = { bytes = 16777216, seed = 42 }
+[[strike]]
+signal = "SIGTERM"
+at = { syscall = "write", path = "big.txt.gz", nth = "last", when = "exit" }
+[[strike]]
+signal = "SIGTERM"
+at = { syscall = "close", path = "big.txt.gz", when = "exit" }
+[expect]
+outputs = ["big.txt.gz"]
+interrupted = ["SIGTERM"]
+"#,
+    );
+    let report = run(&s);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{shown}");
+    let census = report.census.as_ref().unwrap();
+    let golden = census.golden[&"big.txt.gz".parse().unwrap()]
+        .as_ref()
+        .expect("the census wrote big.txt.gz");
+    // The header: magic, deflate, FNAME, then the fixed mtime 2024-01-01 (little endian).
+    assert_eq!(&golden.bytes[..4], [0x1f, 0x8b, 8, 8]);
+    assert_eq!(
+        u32::from_le_bytes(golden.bytes[4..8].try_into().unwrap()),
+        1_704_067_200
+    );
+    assert!(golden.size > 8 << 20, "{} bytes", golden.size);
+}
+
+#[test]
+fn a_fixture_directory_is_copied_whole_and_awk_reads_literal_braces() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fixtures/data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::write(data.join("sub/numbers.txt"), "3 x\n4 y\n5 z\n").unwrap();
+    fs::write(data.join("bin.dat"), [0u8, 1, 2, 255]).unwrap();
+    // `{{` and `}}` are awk's braces; `{work}` is still the sandbox.
+    let s = scenario(
+        dir.path(),
+        r#"name = "awk-sum"
+command = ["sh", "-c", "awk '{{ s += $1 }} END {{ print s }}' data/sub/numbers.txt > {work}/sum.tmp && cmp -s data/bin.dat data/bin.dat && exec mv {work}/sum.tmp {work}/sum.txt"]
+cases = 4
+[requires]
+awk = "mawk"
+[setup]
+"data" = { from = "fixtures/data" }
+[[strike]]
+signal = "SIGKILL"
+at = { syscall = "rename", when = "both" }
+[expect]
+outputs = ["sum.txt"]
+"#,
+    );
+    let report = run(&s);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{shown}");
+    let census = report.census.as_ref().unwrap();
+    let golden = census.golden[&"sum.txt".parse().unwrap()]
+        .as_ref()
+        .expect("awk's sum");
+    assert_eq!(golden.bytes, b"12\n");
+}
