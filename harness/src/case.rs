@@ -172,7 +172,7 @@ impl Prepared {
             .map(|p| sandbox.read(p))
             .collect::<Result<_, _>>()?;
         // What is there before the run (setup files) is prior state, never a leftover.
-        let files_before = sandbox.list(&expect.outputs);
+        let files_before = sandbox.list(&expect.outputs, &expect.temp_scope, &expect.temp_allow);
         let launch = self.target.launch(sandbox.path(), &scenario.env);
         let (watch, trace) = match reference {
             Reference::Census => (
@@ -187,7 +187,7 @@ impl Prepared {
         for path in expect.outputs.iter().chain(expect.resume_outputs()) {
             left.insert(path.clone(), sandbox.read(path)?);
         }
-        let files_after = sandbox.list(&expect.outputs);
+        let files_after = sandbox.list(&expect.outputs, &expect.temp_scope, &expect.temp_allow);
         // A leftover is new: not there before the run, and not left by the census.
         let stray_files = match reference {
             Reference::Case(census) => files_after

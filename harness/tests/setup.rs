@@ -101,3 +101,76 @@ outputs = ["sum.txt"]
         .expect("awk's sum");
     assert_eq!(golden.bytes, b"12\n");
 }
+
+/// A writer that builds its output in `tmp/part` and moves it into place, with no
+/// handler: SIGTERM at the write leaves `tmp/part`, out of the output's directory.
+fn subdir_writer(dir: &Path, scope: &str) -> Scenario {
+    scenario(
+        dir,
+        &format!(
+            r#"name = "subdir-temp"
+command = ["sh", "-c", "mkdir -p tmp && printf 'whole\n' > tmp/part && mv tmp/part out.txt"]
+[[strike]]
+signal = "SIGTERM"
+at = {{ syscall = "write", path = "tmp/part" }}
+[expect]
+outputs = ["out.txt"]
+interrupted = ["SIGTERM"]
+{scope}
+"#
+        ),
+    )
+}
+
+#[test]
+fn a_temp_file_left_in_a_subdirectory_is_found_through_temp_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    // Looked for beside out.txt only (the default), tmp/part is not seen.
+    let report = run(&subdir_writer(dir.path(), ""));
+    assert_eq!(report.result, ScenarioResult::Passed, "{}", text(&report));
+    // Looked for everywhere, it is.
+    let report = run(&subdir_writer(
+        dir.path(),
+        "temp_scope = [\"**\"]\nviolation = \"atomic-output\"",
+    ));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    assert!(
+        shown.contains("left behind: tmp/part (not there before the run, nor after the uninterrupted one); the main process died of SIGTERM"),
+        "{shown}"
+    );
+    // Allowed, it may stay.
+    let report = run(&subdir_writer(
+        dir.path(),
+        "temp_scope = [\"**\"]\ntemp_allow = [\"tmp/*\"]",
+    ));
+    assert_eq!(report.result, ScenarioResult::Passed, "{}", text(&report));
+}
+
+#[test]
+fn shred_leaving_a_renamed_file_is_caught_with_a_temp_scope_and_no_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    // shred -u renames the file to 0000…, 000…, … 0 before it unlinks it, with no
+    // handler: a stop between the renames leaves the renamed file. Its job is to leave
+    // nothing, so there is no output to declare: the scope says where to look.
+    let report = run(&scenario(
+        dir.path(),
+        r#"name = "shred-u"
+command = ["shred", "-n", "0", "-z", "-u", "secret.txt"]
+[requires]
+shred = "coreutils"
+[setup]
+"secret.txt" = "top secret\n"
+[[strike]]
+signal = "SIGTERM"
+at = { syscall = "rename", nth = "2..=last", when = "exit" }
+[expect]
+interrupted = ["SIGTERM"]
+temp_scope = ["**"]
+violation = "atomic-output"
+"#,
+    ));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    assert!(shown.contains("left behind: 0"), "{shown}");
+}

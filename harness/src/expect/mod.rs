@@ -31,9 +31,17 @@ pub struct Expect {
     /// Output files that must be atomic: absent, prior content, or complete (the census's).
     #[serde(default)]
     pub outputs: Vec<WorkPath>,
-    /// After a graceful stop, no new file may be left beside an output.
+    /// After a graceful stop, no new file may be left beside an output (or in
+    /// `temp_scope`).
     #[serde(default = "yes")]
     pub no_temp_leftovers: bool,
+    /// Where temp leftovers are looked for: globs over sandbox paths, recursive (`"**"`,
+    /// `"tmp/**"`); default: each output's directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temp_scope: Vec<values::PathGlob>,
+    /// New files that may remain (`"*.log"`), wherever they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temp_allow: Vec<values::PathGlob>,
     /// From the first strike, the whole process tree must be gone within this time.
     #[serde(
         default,
@@ -102,6 +110,8 @@ impl Default for Expect {
             killed: default_killed(),
             outputs: Vec::new(),
             no_temp_leftovers: true,
+            temp_scope: Vec::new(),
+            temp_allow: Vec::new(),
             deadline: None,
             no_leftover_processes: true,
             leftover_grace: None,

@@ -127,8 +127,8 @@ pub static BUILT_IN: [Row; 11] = [
     },
     Row {
         name: InvariantName::AtomicOutput,
-        checked_by: |e| !e.outputs.is_empty(),
-        how_to_enable: "declare `outputs` in [expect]",
+        checked_by: |e| !e.outputs.is_empty() || (e.no_temp_leftovers && !e.temp_scope.is_empty()),
+        how_to_enable: "declare `outputs` or `temp_scope` in [expect]",
         advisory: never,
         check: atomic_output::check,
     },

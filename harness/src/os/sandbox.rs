@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::leftovers::Owner;
 use crate::setup::{EntryKind, SetupEntry};
-use crate::values::WorkPath;
+use crate::values::{PathGlob, WorkPath};
 
 const PREFIX: &str = "killpoint-";
 const MARK: &str = ".owner";
@@ -146,23 +146,39 @@ impl Sandbox {
         }
     }
 
-    /// Every entry of the outputs' directories, as sandbox-relative paths.
-    pub fn list(&self, outputs: &[WorkPath]) -> BTreeSet<String> {
-        let dirs: BTreeSet<&str> = outputs.iter().map(|o| o.parent()).collect();
+    /// The entries a temp leftover is looked for among, as sandbox-relative paths:
+    /// those matching `scope` anywhere in the sandbox, or, with no scope, every entry of
+    /// the outputs' directories; less those matching `allow`.
+    pub fn list(
+        &self,
+        outputs: &[WorkPath],
+        scope: &[PathGlob],
+        allow: &[PathGlob],
+    ) -> BTreeSet<String> {
         let mut all = BTreeSet::new();
-        for dir in dirs {
-            let Ok(entries) = fs::read_dir(self.dir.path().join(dir)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                all.insert(if dir.is_empty() {
-                    name
-                } else {
-                    format!("{dir}/{name}")
-                });
+        if scope.is_empty() {
+            let dirs: BTreeSet<&str> = outputs.iter().map(|o| o.parent()).collect();
+            for dir in dirs {
+                let Ok(entries) = fs::read_dir(self.dir.path().join(dir)) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    all.insert(if dir.is_empty() {
+                        name
+                    } else {
+                        format!("{dir}/{name}")
+                    });
+                }
             }
+        } else {
+            walk(self.dir.path(), "", &mut |path| {
+                if scope.iter().any(|g| g.matches(path)) {
+                    all.insert(path.to_string());
+                }
+            });
         }
+        all.retain(|path| !allow.iter().any(|g| g.matches(path)));
         all
     }
 
@@ -173,6 +189,26 @@ impl Sandbox {
         let path = dir.keep();
         drop(mark);
         path
+    }
+}
+
+/// Calls `found` with every entry under `dir` (`prefix` is its sandbox-relative path),
+/// depth first, without following symlinks.
+fn walk(dir: &Path, prefix: &str, found: &mut dyn FnMut(&str)) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        found(&path);
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&entry.path(), &path, found);
+        }
     }
 }
 

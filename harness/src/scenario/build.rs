@@ -466,6 +466,26 @@ impl Expect {
         Expectation::custom(move |e| e.deadline = Some(deadline))
     }
 
+    /// `temp_scope = [...]`: where no new file may remain after a graceful stop, as globs
+    /// over sandbox paths, recursive (`"**"`, `"tmp/**"`); turns on `atomic-output` even
+    /// without outputs.
+    pub fn temp_scope<'a>(globs: impl IntoIterator<Item = &'a str>) -> Expectation {
+        let globs: Vec<PathGlob> = globs
+            .into_iter()
+            .map(|g| parsed(".temp_scope", g))
+            .collect();
+        Expectation::custom(move |e| e.temp_scope = globs)
+    }
+
+    /// `temp_allow = [...]`: new files that may remain (`"*.log"`).
+    pub fn temp_allow<'a>(globs: impl IntoIterator<Item = &'a str>) -> Expectation {
+        let globs: Vec<PathGlob> = globs
+            .into_iter()
+            .map(|g| parsed(".temp_allow", g))
+            .collect();
+        Expectation::custom(move |e| e.temp_allow = globs)
+    }
+
     /// `leftover_grace = "…"`: how long the rest of the tree may take to end after the
     /// main process before what still runs is left over (`no-leftover-processes`).
     pub fn leftover_grace(grace: Duration) -> Expectation {

@@ -570,6 +570,27 @@ signal = "SIGTERM"
     }
 
     #[test]
+    fn a_temp_scope_turns_atomic_output_on_without_outputs_and_a_bad_glob_is_an_error() {
+        let s = parse(&format!(
+            "{MINIMAL}[expect]\ntemp_scope = [\"**\"]\ntemp_allow = [\"*.log\"]\nviolation = \"atomic-output\"\n"
+        ))
+        .unwrap();
+        assert_eq!(s.expect.temp_scope[0].as_str(), "**");
+        assert_eq!(s.expect.temp_allow[0].as_str(), "*.log");
+        let e = parse(&format!(
+            "{MINIMAL}[expect]\nviolation = \"atomic-output\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("declare `outputs` or `temp_scope` in [expect]"),
+            "{e}"
+        );
+        let e = parse(&format!("{MINIMAL}[expect]\ntemp_scope = [\"[\"]\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("expect.temp_scope[0]"), "{e}");
+    }
+
+    #[test]
     fn a_setup_table_without_from_is_an_error_at_its_line() {
         let e = parse(&format!(
             "{MINIMAL}[setup]\n\"in.bin\" = {{ form = \"x\" }}\n"
