@@ -36,10 +36,16 @@ pub enum SyscallClass {
     Sigaction,
     /// exit_group
     Exit,
+    /// copy_file_range, sendfile, splice: data moved between files without write
+    Copy,
+    /// link, linkat, symlink, symlinkat
+    Link,
+    /// mkdir, mkdirat
+    Mkdir,
 }
 
 impl SyscallClass {
-    pub const ALL: [SyscallClass; 10] = [
+    pub const ALL: [SyscallClass; 13] = [
         SyscallClass::Write,
         SyscallClass::Fsync,
         SyscallClass::Rename,
@@ -50,6 +56,9 @@ impl SyscallClass {
         SyscallClass::Fork,
         SyscallClass::Sigaction,
         SyscallClass::Exit,
+        SyscallClass::Copy,
+        SyscallClass::Link,
+        SyscallClass::Mkdir,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +73,9 @@ impl SyscallClass {
             SyscallClass::Fork => "fork",
             SyscallClass::Sigaction => "sigaction",
             SyscallClass::Exit => "exit",
+            SyscallClass::Copy => "copy",
+            SyscallClass::Link => "link",
+            SyscallClass::Mkdir => "mkdir",
         }
     }
 
@@ -475,6 +487,14 @@ mod table {
             SyscallClass::Fork => &[(56, "clone"), (57, "fork"), (58, "vfork"), (435, "clone3")],
             SyscallClass::Sigaction => &[(13, "rt_sigaction")],
             SyscallClass::Exit => &[(231, "exit_group")],
+            SyscallClass::Copy => &[(40, "sendfile"), (275, "splice"), (326, "copy_file_range")],
+            SyscallClass::Link => &[
+                (86, "link"),
+                (88, "symlink"),
+                (265, "linkat"),
+                (266, "symlinkat"),
+            ],
+            SyscallClass::Mkdir => &[(83, "mkdir"), (258, "mkdirat")],
         }
     }
 }

@@ -624,3 +624,79 @@ fn every_signal_sent_just_after_a_fork_is_delivered_as_untraced() {
     assert_eq!(outcome.strikes[0].sent_at, None, "no strike came");
     assert_one_sigterm_each(&outcome.processes, children);
 }
+
+#[test]
+fn trace_shows_copies_links_and_directories_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("in.txt"), "x".repeat(100_000)).unwrap();
+    let out = killpoint(
+        &[
+            "trace",
+            "--",
+            "sh",
+            "-c",
+            "mkdir d && cp in.txt d/copy.txt && ln d/copy.txt hard.txt && ln -s in.txt soft.txt",
+        ],
+        tmp.path(),
+    )
+    .current_dir(tmp.path())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for row in [
+        vec!["mkdir", "1", "d"],
+        vec!["copy", "2", "in.txt", "→", "d/copy.txt"],
+        vec!["link", "1", "d/copy.txt", "→", "hard.txt"],
+        vec!["link", "1", "in.txt", "→", "soft.txt"],
+    ] {
+        assert!(rows.contains(&row), "no row {row:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn a_copy_strike_on_cp_finds_the_destination_it_truncated_in_place() {
+    let dir = scenario_dir();
+    // cp onto an existing file opens it with O_TRUNC and moves the data with
+    // copy_file_range: struck there, the prior content is gone and the copy not made.
+    let ran = strike(
+        dir.path(),
+        "cp-copy",
+        &format!(
+            r#"command = ["cp", "in.txt", "out.txt"]
+[setup]
+"in.txt" = "{}"
+"out.txt" = "prior\n"
+[[strike]]
+signal = "SIGTERM"
+at = {{ syscall = "copy", path = "out.txt", nth = 1 }}
+[expect]
+outputs = ["out.txt"]
+interrupted = ["SIGTERM"]
+violation = "atomic-output"
+"#,
+            "y".repeat(50_000)
+        ),
+    );
+    // repro exits 1 for a violation, declared or not.
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    let hit = &outcome["strikes"][0]["hit"]["what"];
+    assert_eq!(hit["name"], "copy_file_range", "{hit}");
+    assert_eq!(hit["paths"][0], "in.txt");
+    assert_eq!(hit["paths"][1], "out.txt");
+    assert_eq!(
+        outcome["outputs"][0]["after"]["state"], "other",
+        "{outcome}"
+    );
+    assert!(
+        ran.stdout
+            .contains("out.txt is empty: truncated to 0 of the complete 50000 bytes"),
+        "{}",
+        ran.stdout
+    );
+}

@@ -33,6 +33,11 @@ impl Tracer {
         let fd = |i: usize| self.fd_path(tid, a[i] as i32);
         let at = |dirfd: usize, path: usize| self.path_arg(tid, Some(a[dirfd] as i32), a[path]);
         let plain = |path: usize| self.path_arg(tid, None, a[path]);
+        let raw = |text: usize| {
+            read_string(tid, a[text])
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_else(|| "<unreadable path>".into())
+        };
         let (paths, detail) = match (class, name) {
             (SyscallClass::Write, "write") => (vec![fd(0)], bytes(a[2])),
             (SyscallClass::Write, "pwrite64") => {
@@ -76,6 +81,16 @@ impl Tracer {
             (SyscallClass::Fork, _) => (vec![], "process".into()),
             (SyscallClass::Sigaction, _) => (vec![], sigaction_detail(tid, a)),
             (SyscallClass::Exit, _) => (vec![], format!("status {}", a[0] as i32)),
+            // From → to, as a rename reads: the source file, then the destination.
+            (SyscallClass::Copy, "sendfile") => (vec![fd(1), fd(0)], bytes(a[3])),
+            (SyscallClass::Copy, _) => (vec![fd(0), fd(2)], bytes(a[4])),
+            // A symlink's target is text, not a path the call opens: shown as written.
+            (SyscallClass::Link, "link") => (vec![plain(0), plain(1)], String::new()),
+            (SyscallClass::Link, "linkat") => (vec![at(0, 1), at(2, 3)], String::new()),
+            (SyscallClass::Link, "symlink") => (vec![raw(0), plain(1)], "symbolic".into()),
+            (SyscallClass::Link, _) => (vec![raw(0), at(1, 2)], "symbolic".into()),
+            (SyscallClass::Mkdir, "mkdir") => (vec![plain(0)], format!("mode {:o}", a[1])),
+            (SyscallClass::Mkdir, _) => (vec![at(0, 1)], format!("mode {:o}", a[2])),
         };
         Call {
             class,
@@ -135,7 +150,9 @@ impl Tracer {
 /// Whether the call's first argument is a file descriptor.
 fn fd_arg(class: SyscallClass, name: &str) -> bool {
     match class {
-        SyscallClass::Write | SyscallClass::Fsync | SyscallClass::Close => true,
+        SyscallClass::Write | SyscallClass::Fsync | SyscallClass::Close | SyscallClass::Copy => {
+            true
+        }
         SyscallClass::Truncate => name == "ftruncate",
         _ => false,
     }
