@@ -43,6 +43,7 @@ pub(crate) struct Prepared {
     target: Resolved,
     survivors: Option<Resolved>,
     resume: Option<Resolved>,
+    prepare: Option<Resolved>,
     /// Whether cases run under the tracer: the scenario wants it, and the census could.
     traced: bool,
 }
@@ -83,6 +84,7 @@ impl Prepared {
             target: resolve(&scenario.command),
             survivors,
             resume: scenario.expect.resume.as_ref().map(|r| resolve(&r.command)),
+            prepare: (!scenario.prepare.is_empty()).then(|| resolve(&scenario.prepare)),
             scenario: scenario.clone(),
             traced: scenario.wants_tracer(),
         })
@@ -166,6 +168,7 @@ impl Prepared {
         let scenario = &self.scenario;
         let expect = &scenario.expect;
         let sandbox = Sandbox::create(&self.setup)?;
+        self.run_prepare(&sandbox)?;
         let prior: Vec<Option<Vec<u8>>> = expect
             .outputs
             .iter()
@@ -257,6 +260,63 @@ impl Prepared {
             left,
             files_after,
         })
+    }
+
+    /// Runs the `prepare` command in a fresh sandbox; a failure is the scenario's error,
+    /// with the command's output.
+    fn run_prepare(&self, sandbox: &Sandbox) -> Result<(), RunError> {
+        let Some(command) = &self.prepare else {
+            return Ok(());
+        };
+        let shown: Vec<&str> = self
+            .scenario
+            .prepare
+            .iter()
+            .map(|a| a.raw.as_str())
+            .collect();
+        let shown = shown.join(" ");
+        let argv = command.argv(sandbox.path());
+        let helper = crate::os::command::Helper {
+            cwd: Some(sandbox.path().to_path_buf()),
+            env: self
+                .scenario
+                .env
+                .iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            timeout: Some(self.scenario.timeout),
+            ..crate::os::command::Helper::new(&argv[0], &argv[1..])
+        };
+        let finished = crate::os::command::run_helper(&helper).map_err(|e| match e {
+            crate::os::command::HelperError::Interrupted { .. } => RunError::Interrupted,
+            e => RunError::Prepare(format!("the prepare command `{shown}`: {e}")),
+        })?;
+        if finished.status.success() {
+            return Ok(());
+        }
+        let mut message = format!(
+            "the prepare command `{shown}` ended with {}",
+            match (
+                finished.status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&finished.status)
+            ) {
+                (Some(code), _) => format!("exit {code}"),
+                (None, Some(signal)) => format!("signal {signal}"),
+                _ => "an unknown status".into(),
+            }
+        );
+        for (name, bytes) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
+            let text = String::from_utf8_lossy(bytes);
+            let lines: Vec<&str> = text.trim_end().lines().collect();
+            if !lines.is_empty() {
+                let tail = &lines[lines.len().saturating_sub(5)..];
+                message.push_str(&format!(
+                    "\n  its {name} ended with:\n    {}",
+                    tail.join("\n    ")
+                ));
+            }
+        }
+        Err(RunError::Prepare(message))
     }
 
     fn limits(&self) -> Limits {

@@ -35,10 +35,13 @@ pub fn binaries(scenario: &Scenario) -> Result<Binaries, String> {
     check_requires(scenario)?;
     let mut found = bin_binaries(scenario)?;
     let survivors = survivors_command(scenario);
+    let resume = scenario.expect.resume.iter().flat_map(|r| r.command.iter());
     if scenario
         .command
         .iter()
         .chain(survivors)
+        .chain(resume)
+        .chain(&scenario.prepare)
         .any(Arg::uses_python)
     {
         found.insert(PYTHON.to_string(), python()?);

@@ -174,3 +174,55 @@ violation = "atomic-output"
     assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
     assert!(shown.contains("left behind: 0"), "{shown}");
 }
+
+#[test]
+fn what_prepare_leaves_is_prior_state_and_prepare_is_never_traced_or_struck() {
+    let dir = tempfile::tempdir().unwrap();
+    // gzip removes its input only on success: the input `prepare` made is prior state,
+    // and the census's tree is gzip alone (the shell that made the input is not in it).
+    let report = run(&scenario(
+        dir.path(),
+        r#"name = "prepared-gzip"
+command = ["gzip", "in.txt"]
+prepare = ["sh", "-c", "seq 1 200000 > in.txt"]
+cases = 8
+[requires]
+gzip = "gzip"
+[[strike]]
+signal = ["SIGTERM", "SIGINT"]
+at = { syscall = "write", path = "in.txt.gz", when = "both" }
+[[strike]]
+signal = "SIGTERM"
+[expect]
+outputs = ["in.txt.gz"]
+interrupted = ["SIGTERM", "SIGINT"]
+"#,
+    ));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{shown}");
+    let census = report.census.as_ref().unwrap();
+    let processes = &census.syscalls.as_ref().expect("traced").processes;
+    let commands: Vec<&str> = processes.iter().map(|p| p.command.as_str()).collect();
+    assert_eq!(commands, ["gzip in.txt"], "{shown}");
+}
+
+#[test]
+fn a_failing_prepare_is_an_error_that_shows_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(&scenario(
+        dir.path(),
+        r#"name = "bad-prepare"
+command = ["true"]
+prepare = ["sh", "-c", "echo making the input; echo no space left >&2; exit 3"]
+[[strike]]
+signal = "SIGTERM"
+"#,
+    ));
+    let ScenarioResult::Error { message } = &report.result else {
+        panic!("{}", text(&report))
+    };
+    assert_eq!(
+        message,
+        "the prepare command `sh -c echo making the input; echo no space left >&2; exit 3` ended with exit 3\n  its stdout ended with:\n    making the input\n  its stderr ended with:\n    no space left"
+    );
+}

@@ -122,6 +122,9 @@ pub enum RunError {
     Interrupted,
     #[error(transparent)]
     Trace(#[from] tracer::TraceError),
+    /// The scenario's `prepare` command failed: the scenario cannot run.
+    #[error("{0}")]
+    Prepare(String),
     #[error("{0}")]
     Os(#[from] io::Error),
 }

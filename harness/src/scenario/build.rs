@@ -95,6 +95,7 @@ impl Scenario {
             description: None,
             command: vec![Arg::text(program)],
             env: Default::default(),
+            prepare: Vec::new(),
             requires: Default::default(),
             timeout: super::default_timeout(),
             setup: Default::default(),
@@ -161,6 +162,15 @@ impl Scenario {
     /// The longest an uninterrupted run may take (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Scenario {
         self.timeout = timeout;
+        self
+    }
+
+    /// `prepare = [...]`: a command run in each sandbox after `[setup]`, before the target;
+    /// what it leaves is prior state. Arguments are taken as written in a scenario file
+    /// (placeholders and all): `.prepare_command(["sh", "-c", "seq 1000 > {work}/in.txt"])`.
+    /// (`Scenario::prepare` is the API's: the census run, ready for cases.)
+    pub fn prepare_command<'a>(mut self, command: impl IntoIterator<Item = &'a str>) -> Scenario {
+        self.prepare = command.into_iter().map(|a| parsed(".prepare", a)).collect();
         self
     }
 

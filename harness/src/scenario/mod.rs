@@ -45,6 +45,11 @@ pub struct Scenario {
     /// Extra environment variables for the target.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A command run in each sandbox after `[setup]` and before the target (the census's
+    /// and every case's), with the scenario's `env`: never traced, never struck, not part
+    /// of the timeline. What it leaves is prior state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prepare: Vec<Arg>,
     /// Programs that must be on the PATH for the scenario to run, each with the Debian
     /// package that provides it, so that a machine without one is told what to install.
     #[serde(
