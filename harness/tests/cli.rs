@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{campaign, interrupt, killpoint, root, scenario_dir};
+use common::{campaign, interrupt, killpoint, processes_mentioning, root, scenario_dir};
 
 #[test]
 fn correct_atomic_writer_holds_for_64_cases() {
@@ -183,23 +183,6 @@ fn check_accepts_every_bundled_scenario() {
     );
 }
 
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(needle))
-        .collect()
-}
-
 fn scenario_file(dir: &Path, text: &str) -> PathBuf {
     let file = dir.join("s.toml");
     fs::write(&file, text).unwrap();
@@ -335,7 +318,7 @@ fn sigint_to_killpoint_stops_the_campaign_and_leaves_nothing_behind() {
     let sandboxes = |needle: &str| -> Vec<String> {
         processes_mentioning(&format!("{needle}/killpoint-"))
             .iter()
-            .filter_map(|c| {
+            .filter_map(|(_, c)| {
                 c.split_whitespace()
                     .find(|w| w.starts_with(needle))
                     .map(|w| w[..needle.len() + 17].to_string())

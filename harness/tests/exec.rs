@@ -13,23 +13,46 @@ use std::time::{Duration, Instant};
 use killpoint::{Scenario, ScenarioResult, Signal, Strike, SyscallClass};
 
 mod common;
-use common::{killpoint, root};
+use common::{killpoint, processes_mentioning, root};
+
+/// Waits until process `pid` has exited (a zombie has), or `bound` has passed; returns
+/// whether it exited. Its pidfd becomes readable when it exits: no polling of `/proc`.
+fn exits_within(pid: i32, bound: Duration) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return true,
+        Err(e) => panic!("pidfd_open({pid:?}): {e}"),
+    };
+    let until = Instant::now() + bound;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let timeout = rustix::event::Timespec::try_from(left).unwrap();
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("poll: {e}"),
+        }
+    }
+}
 
 /// Waits for `child` until `bound`; past it, kills it and fails the test, so that a hang
 /// is a failure rather than a test that never ends.
 fn wait_within(child: &mut Child, bound: Duration, what: &str) -> (ExitStatus, Duration) {
     let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status, started.elapsed());
-        }
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {bound:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if !exits_within(child.id() as i32, bound) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what}: still running after {bound:?}");
     }
+    (child.wait().unwrap(), started.elapsed())
 }
 
 /// Runs `command` to its end (bounded), returning its exit code, stdout and stderr.
@@ -82,18 +105,6 @@ fn alive(pid: i32) -> bool {
     // A zombie has exited: only its parent's wait is missing.
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.starts_with(" Z")))
-}
-
-/// Waits (bounded) until process `pid` has exited.
-fn gone_within(pid: i32, bound: Duration) -> bool {
-    let until = Instant::now() + bound;
-    while alive(pid) {
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
 }
 
 fn sigterm(child: &Child) {
@@ -309,7 +320,7 @@ fn sigterm_to_trace_and_run_of_a_blocked_traced_target_exits_130_promptly() {
             assert_eq!(stderr, said);
         }
         assert!(
-            gone_within(pid, Duration::from_secs(5)),
+            exits_within(pid, Duration::from_secs(5)),
             "{}: the target outlived killpoint",
             args[0]
         );
@@ -439,7 +450,7 @@ fn what_a_sigkilled_killpoint_left_is_removed_by_the_next_run_and_named() {
     )
     .unwrap();
     first.wait().unwrap();
-    assert!(gone_within(target, Duration::from_secs(5)), "PDEATHSIG");
+    assert!(exits_within(target, Duration::from_secs(5)), "PDEATHSIG");
 
     let left: Vec<String> = entries(tmp.path())
         .into_iter()
@@ -492,23 +503,6 @@ fn what_a_sigkilled_killpoint_left_is_removed_by_the_next_run_and_named() {
     if let Some(dir) = &cgroup.0 {
         assert_eq!(cgroups(dir), Vec::<String>::new());
     }
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(needle))
-        .collect()
 }
 
 #[test]
@@ -574,18 +568,15 @@ fn sigterm_during_the_bin_build_stops_cargo_and_its_children_at_once() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(stdout.contains("(interrupted)"), "{stdout}");
     assert!(
-        gone_within(script, Duration::from_secs(5)),
+        exits_within(script, Duration::from_secs(5)),
         "the build script outlived killpoint"
     );
     let needle = p.to_str().unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    while !processes_mentioning(needle).is_empty() {
+    for (pid, command) in processes_mentioning(needle) {
         assert!(
-            Instant::now() < until,
-            "left running: {:?}",
-            processes_mentioning(needle)
+            exits_within(pid, Duration::from_secs(5)),
+            "left running: pid {pid}: {command}"
         );
-        std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(entries(tmp.path()), Vec::<String>::new());
 }

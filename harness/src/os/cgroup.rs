@@ -96,16 +96,41 @@ pub(crate) fn remove_stale() -> Vec<i32> {
 
 /// Removes a cgroup, killing what is in it; whether it is gone.
 fn remove(dir: &Path) -> bool {
-    // A cgroup can only be removed once empty; killed tasks take a moment to go.
+    // A cgroup can only be removed once empty, and killed tasks take a moment to go:
+    // `cgroup.events` wakes a poller (POLLPRI) when it changes, as when it empties.
+    // Opened at the first failure, before the kill, so that the change is not missed;
+    // the usual case, an empty cgroup, opens nothing.
     let until = Instant::now() + Duration::from_secs(5);
+    let mut events: Option<Option<File>> = None;
     loop {
         match fs::remove_dir(dir) {
             Ok(()) => return true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
             Err(_) if Instant::now() >= until => return false,
             Err(_) => {
+                let events =
+                    events.get_or_insert_with(|| File::open(dir.join("cgroup.events")).ok());
                 kill_in(dir);
-                std::thread::sleep(Duration::from_millis(2));
+                let pause = until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100));
+                match events {
+                    Some(events) => {
+                        let timeout = rustix::event::Timespec::try_from(pause).unwrap_or(
+                            rustix::event::Timespec {
+                                tv_sec: 0,
+                                tv_nsec: 0,
+                            },
+                        );
+                        let mut fds = [rustix::event::PollFd::new(
+                            events,
+                            rustix::event::PollFlags::PRI,
+                        )];
+                        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+                    }
+                    // No events file to wait on: look again shortly.
+                    None => std::thread::sleep(pause.min(Duration::from_millis(2))),
+                }
             }
         }
     }

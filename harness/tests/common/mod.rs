@@ -133,3 +133,17 @@ pub fn interrupt(mut child: std::process::Child) -> (std::process::ExitStatus, S
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     (status, stdout)
 }
+
+/// Processes whose command line mentions `needle`: pid and command line.
+pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .filter(|(_, c)| c.contains(needle))
+        .collect()
+}
