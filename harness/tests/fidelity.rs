@@ -201,7 +201,10 @@ violation = "atomic-output"
 
 /// An init-style parent: on SIGTERM it forwards the signal to its child and exits 14 at
 /// once, without waiting; the child takes `linger` seconds to finish its own shutdown.
-/// Without a signal, the child works 300 ms and both exit 0.
+/// Without a signal, the child works 300 ms and both exit 0. The parent installs its
+/// handler (from which the strikes' delays count) only once the child has said on a pipe
+/// that its own is installed, so a strike never finds a child still starting up, however
+/// slow the machine.
 fn forwarding_parent(linger: &str) -> String {
     format!(
         r#"
@@ -212,9 +215,12 @@ def stop(*_):
     time.sleep({linger})
     sys.exit(0)
 signal.signal(signal.SIGTERM, stop)
+sys.stdout.write("ready\\n")
+sys.stdout.flush()
 for _ in range(30):
     time.sleep(0.01)
-'''])
+'''], stdout=subprocess.PIPE)
+child.stdout.readline()
 def forward(*_):
     child.send_signal(signal.SIGTERM)
     os._exit(14)
