@@ -5,7 +5,8 @@
 //! `cargo bench -p killpoint-e2e --bench field` prints one row per scenario of
 //! `scenarios/field/`, and exits 1 if a bug was missed on any seed or a correct behaviour
 //! failed. Environment: `KILLPOINT_FIELD_CASES` (cases for the correct ones, default 500),
-//! `KILLPOINT_BENCH_JOBS` (cases at once, default 2). Failures are reported as found, not
+//! `KILLPOINT_BENCH_JOBS` (cases at once, default 2), `KILLPOINT_FIELD_ONLY` (run only the
+//! scenarios whose file name contains one of these comma-separated words). Failures are reported as found, not
 //! shrunk; no regressions file is read or written.
 
 use std::path::Path;
@@ -41,6 +42,13 @@ fn main() {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| match std::env::var("KILLPOINT_FIELD_ONLY") {
+            Ok(only) => {
+                let name = p.file_name().unwrap().to_string_lossy();
+                only.split(',').any(|word| name.contains(word.trim()))
+            }
+            Err(_) => true,
+        })
         .collect();
     files.sort();
     let mut bad = 0;

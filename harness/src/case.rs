@@ -20,13 +20,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::census::{Census, Golden, HandlerSeen};
+use crate::expect::{Judge, OutputSpec};
 use crate::expect::{MarkerSource, Severity, SurvivorSource};
 use crate::invariants::{self, Context};
 use crate::judged::JudgedCase;
+use crate::os::command::{Finished, Helper, HelperError, Stdin, run_helper};
 use crate::os::run::{self, Limits, Run, RunError};
 use crate::os::sandbox::Sandbox;
 use crate::os::tracer::{SyscallStrike, TraceError, TraceLog, TraceSetup};
-use crate::outcome::{Capture, FileState, Outcome, OutputRecord, ResumeRecord};
+use crate::outcome::{Capture, CheckRecord, FileState, Outcome, OutputRecord, ResumeRecord};
 use crate::plan::{CaseId, Clock, Plan, Point};
 use crate::scenario::Scenario;
 use crate::strike::PointSpec;
@@ -44,6 +46,10 @@ pub(crate) struct Prepared {
     survivors: Option<Resolved>,
     resume: Option<Resolved>,
     prepare: Option<Resolved>,
+    /// Each output's `valid` or `normalize` command, by path.
+    judges: BTreeMap<WorkPath, Resolved>,
+    /// Each checker's command, in `[[expect.check]]` order.
+    checks: Vec<Resolved>,
     /// Whether cases run under the tracer: the scenario wants it, and the census could.
     traced: bool,
 }
@@ -62,8 +68,10 @@ struct Observed {
     sandbox: Sandbox,
     trace: Option<TraceLog>,
     handlers_seen: BTreeMap<Signal, std::time::Duration>,
-    /// The outputs and resume outputs as the run left them, before the resume ran.
-    left: BTreeMap<WorkPath, Option<Vec<u8>>>,
+    /// The outputs and resume outputs as they are compared with a golden (for an output
+    /// with `normalize`, normalized; for one with `valid`, as the run left it), before
+    /// the resume ran: for the census, the golden.
+    compared: BTreeMap<WorkPath, Option<Vec<u8>>>,
     files_after: BTreeSet<String>,
 }
 
@@ -85,6 +93,18 @@ impl Prepared {
             survivors,
             resume: scenario.expect.resume.as_ref().map(|r| resolve(&r.command)),
             prepare: (!scenario.prepare.is_empty()).then(|| resolve(&scenario.prepare)),
+            judges: scenario
+                .expect
+                .outputs
+                .iter()
+                .filter_map(|o| Some((o.path.clone(), resolve(o.command()?))))
+                .collect(),
+            checks: scenario
+                .expect
+                .check
+                .iter()
+                .map(|c| resolve(&c.command))
+                .collect(),
             scenario: scenario.clone(),
             traced: scenario.wants_tracer(),
         })
@@ -127,7 +147,7 @@ impl Prepared {
                 .map(|(signal, at)| (signal, HandlerSeen { at }))
                 .collect(),
             golden: seen
-                .left
+                .compared
                 .into_iter()
                 .map(|(path, bytes)| (path, bytes.map(Golden::new)))
                 .collect(),
@@ -169,13 +189,13 @@ impl Prepared {
         let expect = &scenario.expect;
         let sandbox = Sandbox::create(&self.setup)?;
         self.run_prepare(&sandbox)?;
-        let prior: Vec<Option<Vec<u8>>> = expect
-            .outputs
+        let paths = expect.output_paths();
+        let prior: Vec<Option<Vec<u8>>> = paths
             .iter()
             .map(|p| sandbox.read(p))
             .collect::<Result<_, _>>()?;
         // What is there before the run (setup files) is prior state, never a leftover.
-        let files_before = sandbox.list(&expect.outputs, &expect.temp_scope, &expect.temp_allow);
+        let files_before = sandbox.list(&paths, &expect.temp_scope, &expect.temp_allow);
         let launch = self.target.launch(sandbox.path(), &scenario.env);
         let (watch, trace) = match reference {
             Reference::Census => (
@@ -187,10 +207,10 @@ impl Prepared {
         let ran: Run = run::run(&launch, &plan.strikes, &watch, self.limits(), trace)?;
 
         let mut left = BTreeMap::new();
-        for path in expect.outputs.iter().chain(expect.resume_outputs()) {
+        for path in paths.iter().chain(&expect.resume_outputs()) {
             left.insert(path.clone(), sandbox.read(path)?);
         }
-        let files_after = sandbox.list(&expect.outputs, &expect.temp_scope, &expect.temp_allow);
+        let files_after = sandbox.list(&paths, &expect.temp_scope, &expect.temp_allow);
         // A leftover is new: not there before the run, and not left by the census.
         let stray_files = match reference {
             Reference::Case(census) => files_after
@@ -200,20 +220,28 @@ impl Prepared {
                 .collect(),
             Reference::Census => Vec::new(),
         };
-        let outputs = expect
-            .outputs
-            .iter()
-            .zip(&prior)
-            .map(|(path, prior)| {
-                let golden = golden(reference, &left, path);
-                let after = left.get(path).and_then(|a| a.as_deref());
-                OutputRecord {
-                    path: path.clone(),
-                    before: FileState::classify(prior.as_deref(), prior.as_deref(), golden),
-                    after: FileState::classify(after, prior.as_deref(), golden),
-                }
-            })
-            .collect();
+        // Judging commands run after the listing: what they make is not the target's.
+        let mut outputs = Vec::new();
+        let mut compared = BTreeMap::new();
+        for (spec, prior) in expect.outputs.iter().zip(&prior) {
+            let found = left.get(&spec.path).and_then(|a| a.as_deref());
+            let against = match reference {
+                Reference::Census => Against::Itself,
+                Reference::Case(census) => Against::Golden(census.golden_bytes(&spec.path)),
+            };
+            let judged = self.judge_output(&sandbox, spec, prior.as_deref(), found, against)?;
+            outputs.push(OutputRecord {
+                path: spec.path.clone(),
+                before: FileState::classify(prior.as_deref(), prior.as_deref(), None),
+                after: judged.state,
+            });
+            compared.insert(spec.path.clone(), judged.compared);
+        }
+        for path in expect.resume_outputs() {
+            compared
+                .entry(path.clone())
+                .or_insert_with(|| left.get(&path).cloned().flatten());
+        }
         let (trace, processes, handler_io, trace_log) = match ran.trace {
             Some(mut log) => (
                 std::mem::take(&mut log.windows),
@@ -248,16 +276,19 @@ impl Prepared {
             handler_io,
             marker_files: self.marker_files(&sandbox)?,
             marks: ran.marks,
+            checks: Vec::new(),
             resume: None,
         };
-        // Last: what the run left (outputs, survivors, markers) is read before it resumes.
-        outcome.resume = self.resume(&sandbox, reference, &left)?;
+        // The checkers read what the run left and the outcome so far; the resume comes
+        // last, after everything else has read the sandbox as the run left it.
+        outcome.checks = self.run_checks(&sandbox, &outcome)?;
+        outcome.resume = self.resume(&sandbox, reference, &compared)?;
         Ok(Observed {
             outcome,
             sandbox,
             trace: trace_log,
             handlers_seen: ran.handlers_seen,
-            left,
+            compared,
             files_after,
         })
     }
@@ -268,15 +299,30 @@ impl Prepared {
         let Some(command) = &self.prepare else {
             return Ok(());
         };
-        let shown: Vec<&str> = self
-            .scenario
-            .prepare
-            .iter()
-            .map(|a| a.raw.as_str())
-            .collect();
-        let shown = shown.join(" ");
-        let argv = command.argv(sandbox.path());
-        let helper = crate::os::command::Helper {
+        let what = format!("the prepare command `{}`", shown(&self.scenario.prepare));
+        let finished =
+            self.run_beside(sandbox, &what, command.argv(sandbox.path()), Stdin::Null)?;
+        if finished.status.success() {
+            return Ok(());
+        }
+        Err(RunError::Command(format!(
+            "{what} ended with {}{}",
+            ended(&finished.status),
+            tails(&finished)
+        )))
+    }
+
+    /// Runs a command of the scenario beside the target (prepare, a judge, a checker)
+    /// in the sandbox, with the scenario's env and bounded by its `timeout`. Only its
+    /// failure to run at all is an error here; what its status means is the caller's.
+    fn run_beside(
+        &self,
+        sandbox: &Sandbox,
+        what: &str,
+        argv: Vec<std::ffi::OsString>,
+        stdin: Stdin,
+    ) -> Result<Finished, RunError> {
+        let helper = Helper {
             cwd: Some(sandbox.path().to_path_buf()),
             env: self
                 .scenario
@@ -285,38 +331,155 @@ impl Prepared {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             timeout: Some(self.scenario.timeout),
-            ..crate::os::command::Helper::new(&argv[0], &argv[1..])
+            stdin,
+            ..Helper::new(&argv[0], &argv[1..])
         };
-        let finished = crate::os::command::run_helper(&helper).map_err(|e| match e {
-            crate::os::command::HelperError::Interrupted { .. } => RunError::Interrupted,
-            e => RunError::Prepare(format!("the prepare command `{shown}`: {e}")),
-        })?;
-        if finished.status.success() {
-            return Ok(());
+        run_helper(&helper).map_err(|e| match e {
+            HelperError::Interrupted { .. } => RunError::Interrupted,
+            e => RunError::Command(format!("{what}: {e}")),
+        })
+    }
+
+    /// Judges an output's content after a run: absent, prior, or as its judge says —
+    /// compared with the golden (`against`), accepted by its `valid` command, or
+    /// compared once normalized.
+    fn judge_output(
+        &self,
+        sandbox: &Sandbox,
+        spec: &OutputSpec,
+        prior: Option<&[u8]>,
+        found: Option<&[u8]>,
+        against: Against,
+    ) -> Result<JudgedOutput, RunError> {
+        let Some(found) = found else {
+            return Ok(JudgedOutput {
+                state: FileState::Absent,
+                compared: None,
+            });
+        };
+        let itself = matches!(against, Against::Itself);
+        // A case's output left as it was needs no command; the census's is always judged,
+        // to make sure its judge accepts what an uninterrupted run makes.
+        if Some(found) == prior && !itself {
+            return Ok(JudgedOutput {
+                state: FileState::Prior,
+                compared: Some(found.to_vec()),
+            });
         }
-        let mut message = format!(
-            "the prepare command `{shown}` ended with {}",
-            match (
-                finished.status.code(),
-                std::os::unix::process::ExitStatusExt::signal(&finished.status)
-            ) {
-                (Some(code), _) => format!("exit {code}"),
-                (None, Some(signal)) => format!("signal {signal}"),
-                _ => "an unknown status".into(),
+        let file = sandbox.path().join(spec.path.as_str());
+        let run = |stdin: Stdin| -> Result<Finished, RunError> {
+            let command = spec.command().expect("a judged output has a command");
+            let what = format!(
+                "the {} command `{}` of `{}`",
+                judge_key(spec),
+                shown(command),
+                spec.path
+            );
+            let argv = self.judges[&spec.path].argv_judging(sandbox.path(), &file);
+            let finished = self.run_beside(sandbox, &what, argv, stdin)?;
+            match finished.status.code() {
+                Some(_) => Ok(finished),
+                None => Err(RunError::Command(format!(
+                    "{what} ended with {}{}",
+                    ended(&finished.status),
+                    tails(&finished)
+                ))),
             }
-        );
-        for (name, bytes) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
-            let text = String::from_utf8_lossy(bytes);
-            let lines: Vec<&str> = text.trim_end().lines().collect();
-            if !lines.is_empty() {
-                let tail = &lines[lines.len().saturating_sub(5)..];
-                message.push_str(&format!(
-                    "\n  its {name} ended with:\n    {}",
-                    tail.join("\n    ")
-                ));
+        };
+        let rejected = |finished: &Finished| FileState::Rejected {
+            size: found.len() as u64,
+            sha256: crate::outcome::sha256_hex(found),
+            by: format!(
+                "`{}` ended with {}",
+                shown(spec.command().expect("a judged output has a command")),
+                ended(&finished.status)
+            ),
+            output: evidence(finished),
+        };
+        let (state, compared) = match &spec.judge {
+            Judge::Golden => {
+                let golden = match against {
+                    Against::Itself => Some(found),
+                    Against::Golden(golden) => golden,
+                };
+                (
+                    FileState::classify(Some(found), prior, golden),
+                    found.to_vec(),
+                )
             }
+            Judge::Valid(_) => {
+                let finished = run(Stdin::Null)?;
+                let state = if finished.status.success() {
+                    FileState::Valid
+                } else {
+                    rejected(&finished)
+                };
+                (state, found.to_vec())
+            }
+            Judge::Normalize(_) => {
+                let finished = run(Stdin::File(file.clone()))?;
+                if !finished.status.success() {
+                    (rejected(&finished), found.to_vec())
+                } else {
+                    let normalized = finished.stdout;
+                    let golden = match against {
+                        Against::Itself => Some(normalized.as_slice()),
+                        Against::Golden(golden) => golden,
+                    };
+                    let state = FileState::classify(Some(&normalized), None, golden);
+                    (state, normalized)
+                }
+            }
+        };
+        let state = match state {
+            // Prior wins over complete, as it does for a byte-compared output.
+            FileState::Golden | FileState::Valid if Some(found) == prior => FileState::Prior,
+            state => state,
+        };
+        Ok(JudgedOutput {
+            state,
+            compared: Some(compared),
+        })
+    }
+
+    /// Runs every checker on the case, its outcome as JSON on stdin: exit 0 held, 1
+    /// broken; anything else is the scenario's error.
+    fn run_checks(
+        &self,
+        sandbox: &Sandbox,
+        outcome: &Outcome,
+    ) -> Result<Vec<CheckRecord>, RunError> {
+        if self.checks.is_empty() {
+            return Ok(Vec::new());
         }
-        Err(RunError::Prepare(message))
+        let json = serde_json::to_vec(outcome).expect("an outcome serializes");
+        let mut records = Vec::new();
+        for (spec, command) in self.scenario.expect.check.iter().zip(&self.checks) {
+            let what = format!("the checker `{}` (`{}`)", spec.name, shown(&spec.command));
+            let finished = self.run_beside(
+                sandbox,
+                &what,
+                command.argv(sandbox.path()),
+                Stdin::Bytes(json.clone()),
+            )?;
+            let held = match finished.status.code() {
+                Some(0) => true,
+                Some(1) => false,
+                _ => {
+                    return Err(RunError::Command(format!(
+                        "{what} failed: it ended with {} (a checker exits 0 when the promise held, 1 when it was broken){}",
+                        ended(&finished.status),
+                        tails(&finished)
+                    )));
+                }
+            };
+            records.push(CheckRecord {
+                name: spec.name.clone(),
+                held,
+                output: evidence(&finished),
+            });
+        }
+        Ok(records)
     }
 
     fn limits(&self) -> Limits {
@@ -424,16 +587,29 @@ impl Prepared {
         &self,
         sandbox: &Sandbox,
         reference: Reference,
-        left: &BTreeMap<WorkPath, Option<Vec<u8>>>,
+        compared: &BTreeMap<WorkPath, Option<Vec<u8>>>,
     ) -> Result<Option<ResumeRecord>, RunError> {
         let Some(command) = &self.resume else {
             return Ok(None);
         };
         let paths = self.scenario.expect.resume_outputs();
-        let before: Vec<Option<Vec<u8>>> = paths
-            .iter()
-            .map(|p| sandbox.read(p))
-            .collect::<Result<_, _>>()?;
+        // Each output as the case left it and as the resume leaves it, judged while the
+        // sandbox holds it: a judge reads the file on disk.
+        let judged = |path: &WorkPath| -> Result<FileState, RunError> {
+            let against = Against::Golden(golden(reference, compared, path));
+            let found = sandbox.read(path)?;
+            Ok(match (self.scenario.expect.output(path), against) {
+                (Some(spec), against) => {
+                    self.judge_output(sandbox, spec, None, found.as_deref(), against)?
+                        .state
+                }
+                (None, Against::Golden(golden)) => {
+                    FileState::classify(found.as_deref(), None, golden)
+                }
+                (None, Against::Itself) => unreachable!("the resume is compared with a golden"),
+            })
+        };
+        let before: Vec<FileState> = paths.iter().map(judged).collect::<Result<_, _>>()?;
         let limits = Limits {
             timeout: self.scenario.timeout,
             deadline: None,
@@ -442,13 +618,11 @@ impl Prepared {
         let launch = command.launch(sandbox.path(), &self.scenario.env);
         let ran = run::run(&launch, &[], &[], limits, None)?;
         let mut outputs = Vec::new();
-        for (path, before) in paths.iter().zip(&before) {
-            let golden = golden(reference, left, path);
-            let after = sandbox.read(path)?;
+        for (path, before) in paths.iter().zip(before) {
             outputs.push(OutputRecord {
                 path: path.clone(),
-                before: FileState::classify(before.as_deref(), None, golden),
-                after: FileState::classify(after.as_deref(), None, golden),
+                before,
+                after: judged(path)?,
             });
         }
         Ok(Some(ResumeRecord {
@@ -487,6 +661,25 @@ impl Prepared {
                 }
                 return Err(message);
             }
+        }
+        for output in &run.outputs {
+            if let FileState::Rejected {
+                by, output: said, ..
+            } = &output.after
+            {
+                return Err(format!(
+                    "the uninterrupted run's `{}` is not accepted by its own judge: {by}; a `valid` or `normalize` command must accept what a run no strike reached makes{}",
+                    output.path,
+                    it_said(said)
+                ));
+            }
+        }
+        if let Some(check) = run.checks.iter().find(|c| !c.held) {
+            return Err(format!(
+                "the checker `{}` fails on the uninterrupted run (exit 1); a checker must pass where no strike landed{}",
+                check.name,
+                it_said(&check.output)
+            ));
         }
         if let (Some(spec), Some(read)) = (&expect.acked, &run.survivors) {
             let acked = spec.ack.ids(&run.stdout.text, &run.marks);
@@ -532,6 +725,97 @@ impl Prepared {
         );
         JudgedCase::new(0, CaseId::Census, plan, census.run.clone(), verdicts)
     }
+}
+
+/// What an output is compared with: the run's own content (the census), or the golden.
+#[derive(Clone, Copy)]
+enum Against<'a> {
+    Itself,
+    Golden(Option<&'a [u8]>),
+}
+
+/// An output's state after a run, and its content as compared (normalized, for an output
+/// with `normalize`).
+struct JudgedOutput {
+    state: FileState,
+    compared: Option<Vec<u8>>,
+}
+
+/// A command as the scenario file writes it, each argument quoted as a shell would need
+/// it, so that a `sh -c` script reads as one.
+fn shown(command: &[crate::values::Arg]) -> String {
+    command
+        .iter()
+        .map(|a| shell_quoted(&a.raw))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quoted(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%{}".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+fn judge_key(spec: &OutputSpec) -> &'static str {
+    match spec.judge {
+        Judge::Valid(_) => "valid",
+        _ => "normalize",
+    }
+}
+
+/// How a helper ended, in words: `exit 3`, `signal 9`.
+fn ended(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => "an unknown status".into(),
+    }
+}
+
+/// What a judge or checker printed, indented under an error message.
+fn it_said(said: &str) -> String {
+    if said.is_empty() {
+        return String::new();
+    }
+    format!("\n  it said:\n    {}", said.replace('\n', "\n    "))
+}
+
+/// The last lines of a helper's stdout and stderr, for an error message.
+fn tails(finished: &Finished) -> String {
+    let mut message = String::new();
+    for (name, bytes) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.trim_end().lines().collect();
+        if !lines.is_empty() {
+            let tail = &lines[lines.len().saturating_sub(5)..];
+            message.push_str(&format!(
+                "\n  its {name} ended with:\n    {}",
+                tail.join("\n    ")
+            ));
+        }
+    }
+    message
+}
+
+/// What a judge or checker printed, stdout then stderr: its last lines, each trimmed,
+/// empty ones left out. The evidence.
+fn evidence(finished: &Finished) -> String {
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
 /// The content an output is compared with: the census's final content, or for the census

@@ -62,9 +62,22 @@ pub struct Outcome {
     /// The probe marks the target made, in order (up to [`MARK_CAP`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
+    /// What each `[[expect.check]]` checker said about the case, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRecord>,
     /// The `[expect.resume]` command's run after the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeRecord>,
+}
+
+/// A checker's run on a case: exit 0 (held) or 1 (broken); any other end is the
+/// scenario's error, never recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub name: String,
+    pub held: bool,
+    /// The end of what it printed, stdout then stderr: the evidence when broken.
+    pub output: String,
 }
 
 /// What was read after a case.
@@ -310,8 +323,20 @@ pub enum FileState {
     Absent,
     /// Byte-identical to the content the sandbox was set up with.
     Prior,
-    /// Byte-identical to the census run's final content.
+    /// Byte-identical to the census run's final content (for an output with
+    /// `normalize`: once both went through the command).
     Golden,
+    /// Accepted by the output's `valid` command.
+    Valid,
+    /// Refused by the output's `valid` command, or its `normalize` command failed on it.
+    Rejected {
+        size: u64,
+        sha256: String,
+        /// The command and how it ended: ``sqlite3 {path} 'PRAGMA quick_check'` exited 1``.
+        by: String,
+        /// The end of what it printed (stdout, then stderr): the evidence.
+        output: String,
+    },
     /// Anything else: a partial or corrupt file.
     Other {
         size: u64,
@@ -348,9 +373,15 @@ impl FileState {
         match self {
             FileState::Absent => "absent",
             FileState::Prior => "still its prior content",
-            FileState::Golden => "complete",
+            FileState::Golden | FileState::Valid => "complete",
+            FileState::Rejected { .. } => "rejected",
             FileState::Other { .. } => "partial",
         }
+    }
+
+    /// Whether the file holds the complete work: the golden, or accepted as valid.
+    pub fn is_complete(&self) -> bool {
+        matches!(self, FileState::Golden | FileState::Valid)
     }
 
     /// Classifies a file's content (`None`: absent) against its prior content and the

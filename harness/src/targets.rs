@@ -16,7 +16,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::expect::SurvivorSource;
 use crate::os::command::{Helper, HelperError, run_helper};
 use crate::os::exec;
 use crate::os::run::Launch;
@@ -34,14 +33,10 @@ const PYTHON: &str = "{python}";
 pub fn binaries(scenario: &Scenario) -> Result<Binaries, String> {
     check_requires(scenario)?;
     let mut found = bin_binaries(scenario)?;
-    let survivors = survivors_command(scenario);
-    let resume = scenario.expect.resume.iter().flat_map(|r| r.command.iter());
     if scenario
-        .command
-        .iter()
-        .chain(survivors)
-        .chain(resume)
-        .chain(&scenario.prepare)
+        .commands()
+        .into_iter()
+        .flatten()
         .any(Arg::uses_python)
     {
         found.insert(PYTHON.to_string(), python()?);
@@ -89,13 +84,6 @@ fn check_requires(scenario: &Scenario) -> Result<(), String> {
     Err(lines.join("; "))
 }
 
-fn survivors_command(scenario: &Scenario) -> &[Arg] {
-    match scenario.expect.acked.as_ref().map(|a| &a.survivors.source) {
-        Some(SurvivorSource::Command(command)) => command.as_slice(),
-        _ => &[],
-    }
-}
-
 /// The Python interpreter, found once per process.
 fn python() -> Result<PathBuf, String> {
     static FOUND: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
@@ -131,9 +119,9 @@ fn python() -> Result<PathBuf, String> {
 
 fn bin_binaries(scenario: &Scenario) -> Result<Binaries, String> {
     let mut names: Vec<&str> = scenario
-        .command
-        .iter()
-        .chain(survivors_command(scenario))
+        .commands()
+        .into_iter()
+        .flatten()
         .flat_map(|a| a.bins())
         .collect();
     names.sort();
@@ -277,6 +265,8 @@ pub(crate) struct Resolved {
 enum Piece {
     Text(OsString),
     Work,
+    /// `{path}`: the output a `valid` or `normalize` command judges.
+    Path,
 }
 
 impl Resolved {
@@ -291,6 +281,7 @@ impl Resolved {
                     .map(|part| match part {
                         ArgPart::Text(text) => Piece::Text(text.into()),
                         ArgPart::Work => Piece::Work,
+                        ArgPart::Path => Piece::Path,
                         ArgPart::Dir => Piece::Text(scenario_dir(scenario).into()),
                         ArgPart::Python => Piece::Text(binaries[PYTHON].clone().into()),
                         ArgPart::Bin(name) => Piece::Text(binaries[name].clone().into()),
@@ -303,6 +294,12 @@ impl Resolved {
 
     /// The program and its arguments for a run whose sandbox is `work`.
     pub fn argv(&self, work: &Path) -> Vec<OsString> {
+        self.argv_judging(work, Path::new(""))
+    }
+
+    /// The arguments for the sandbox `work`, `{path}` standing for `output` (a judging
+    /// command's; parsing keeps `{path}` out of every other command).
+    pub fn argv_judging(&self, work: &Path, output: &Path) -> Vec<OsString> {
         self.args
             .iter()
             .map(|pieces| {
@@ -311,6 +308,7 @@ impl Resolved {
                     match piece {
                         Piece::Text(text) => out.push(text),
                         Piece::Work => out.push(work),
+                        Piece::Path => out.push(output),
                     }
                 }
                 out

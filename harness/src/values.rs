@@ -586,6 +586,8 @@ pub enum ArgPart {
     Python,
     /// `{bin:NAME}`: a binary of the cargo package beside the scenario file.
     Bin(String),
+    /// `{path}`: the output a `valid` or `normalize` command judges (only there).
+    Path,
 }
 
 /// One argument of `command`, parsed into text and placeholders.
@@ -614,6 +616,18 @@ impl FromStr for Arg {
     /// Text with placeholders; `{{` and `}}` stand for literal braces
     /// (`awk '{{print $1}}'`).
     fn from_str(raw: &str) -> Result<Self, String> {
+        Arg::parse(raw, false)
+    }
+}
+
+impl Arg {
+    /// An argument of an output's `valid` or `normalize` command, where `{path}` names
+    /// the output judged.
+    pub fn judging(raw: &str) -> Result<Arg, String> {
+        Arg::parse(raw, true)
+    }
+
+    fn parse(raw: &str, judging: bool) -> Result<Arg, String> {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut chars = raw.char_indices().peekable();
@@ -646,6 +660,12 @@ impl FromStr for Arg {
                         None if inner == "work" => ArgPart::Work,
                         None if inner == "dir" => ArgPart::Dir,
                         None if inner == "python" => ArgPart::Python,
+                        None if inner == "path" && judging => ArgPart::Path,
+                        None if inner == "path" => {
+                            return Err(format!(
+                                "`{raw}`: `{{path}}` names the output a `valid` or `normalize` command judges, and exists only there; elsewhere write `{{work}}/FILE`"
+                            ));
+                        }
                         Some(("bin", name)) if !name.is_empty() => ArgPart::Bin(name.to_string()),
                         _ => {
                             return Err(format!(

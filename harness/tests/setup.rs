@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::Path;
 
+use killpoint::outcome::FileState;
 use killpoint::scenario::Scenario;
 use killpoint::{Campaign, CampaignOptions, ScenarioReport, ScenarioResult};
 
@@ -223,6 +224,192 @@ signal = "SIGTERM"
     };
     assert_eq!(
         message,
-        "the prepare command `sh -c echo making the input; echo no space left >&2; exit 3` ended with exit 3\n  its stdout ended with:\n    making the input\n  its stderr ended with:\n    no space left"
+        "the prepare command `sh -c 'echo making the input; echo no space left >&2; exit 3'` ended with exit 3\n  its stdout ended with:\n    making the input\n  its stderr ended with:\n    no space left"
+    );
+}
+
+/// A bundled field scenario, loaded from its file.
+fn field(name: &str) -> Scenario {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/field")
+        .join(name);
+    Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The one failure's evidence for `invariant`, lines as the report lists them.
+fn evidence(report: &ScenarioReport, invariant: &str) -> Vec<String> {
+    let failure = report
+        .failure
+        .as_ref()
+        .unwrap_or_else(|| panic!("no failure: {}", text(report)));
+    failure
+        .violations
+        .iter()
+        .find(|(n, _)| n.as_str() == invariant)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_else(|| panic!("{invariant} not violated: {}", text(report)))
+}
+
+#[test]
+fn a_binary_sqlite_fixture_is_judged_by_its_valid_command() {
+    // dd copies a newer database over the fixture in place; killed after its first
+    // block, the file is 16 KiB of the new database, and SQLite refuses it.
+    let s = field("dd-sqlite-overwrite.toml");
+    let report = run(&s);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    // The census's output is accepted by the command, not compared.
+    let census = report.census.as_ref().unwrap();
+    assert_eq!(census.run.outputs[0].after, FileState::Valid, "{shown}");
+    let failure = report.failure.as_ref().unwrap();
+    let FileState::Rejected {
+        size, by, output, ..
+    } = &failure.outcome.outputs[0].after
+    else {
+        panic!("{shown}")
+    };
+    assert_eq!(*size % 16384, 0, "dd writes whole 16 KiB blocks: {shown}");
+    assert!(*size < 671_744, "{shown}");
+    assert_eq!(
+        by,
+        "`{python} {dir}/py/sqlite_intact.py {path} notes` ended with exit 1"
+    );
+    assert_eq!(output, "notes.sqlite: database disk image is malformed");
+    assert_eq!(
+        evidence(&report, "atomic-output"),
+        [format!(
+            "notes.sqlite ({size} bytes, sha256 {}…) is not complete: {by}; its prior content was lost; it said: notes.sqlite: database disk image is malformed",
+            match &failure.outcome.outputs[0].after {
+                FileState::Rejected { sha256, .. } => &sha256[..12],
+                _ => unreachable!(),
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_checker_breaks_a_promise_with_its_own_evidence() {
+    // The in-place report writer, judged by a checker: a SIGTERM at the first write
+    // finds report.json truncated by open and still empty.
+    let report = run(&field("py-report-inplace-check.toml"));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    let failure = report.failure.as_ref().unwrap();
+    let names: Vec<&str> = failure.violations.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["check:report-whole"], "{shown}");
+    let lines = evidence(&report, "check:report-whole");
+    assert_eq!(lines.len(), 1, "{shown}");
+    let sent = failure.outcome.strikes[0].sent_at.expect("delivered");
+    assert!(
+        lines[0].starts_with(&format!(
+            "report.json does not parse after SIGTERM sent at {} ms: ",
+            sent.as_secs_f64() * 1e3
+        )),
+        "{shown}"
+    );
+    assert!(lines[0].ends_with(" bytes)"), "{shown}");
+    // The census's run of the checker held, and is on record.
+    let census = report.census.as_ref().unwrap();
+    assert_eq!(census.run.checks.len(), 1);
+    assert!(census.run.checks[0].held);
+}
+
+/// A writer that stamps its output with the time, then writes its body in place.
+fn stamped(dir: &Path, extra: &str) -> Scenario {
+    scenario(
+        dir,
+        &format!(
+            r#"name = "stamped"
+command = ["sh", "-c", "date -u +%s%N > stamped.txt && seq 1 200000 >> stamped.txt"]
+cases = 6
+[[strike]]
+signal = "SIGKILL"
+{extra}
+"#
+        ),
+    )
+}
+
+#[test]
+fn an_output_that_embeds_a_time_is_compared_once_normalized() {
+    let dir = tempfile::tempdir().unwrap();
+    let at_exit = "at = { syscall = \"exit\", nth = \"last\" }\n[expect]\n";
+    // Compared byte for byte, a run struck as it exits (its work done) differs from the
+    // census in the time stamp on its first line.
+    let report = run(&stamped(
+        dir.path(),
+        &format!("{at_exit}outputs = [\"stamped.txt\"]"),
+    ));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Violated, "{shown}");
+    assert!(
+        evidence(&report, "atomic-output")[0].starts_with("stamped.txt is "),
+        "{shown}"
+    );
+    // Once `sed 1d` has dropped the stamp from both, every such run is complete.
+    let normalized =
+        format!("{at_exit}outputs = [{{ path = \"stamped.txt\", normalize = [\"sed\", \"1d\"] }}]");
+    let report = run(&stamped(dir.path(), &normalized));
+    assert_eq!(report.result, ScenarioResult::Passed, "{}", text(&report));
+    // And a run killed mid-body is still torn, told in the normalized content's bytes
+    // (the write is seq's: the shell reports its death as exit 137).
+    let report = run(&stamped(
+        dir.path(),
+        "at = { syscall = \"write\", path = \"stamped.txt\", nth = \"3\" }\n[expect]\noutputs = [{ path = \"stamped.txt\", normalize = [\"sed\", \"1d\"] }]\nkilled = [137]\nviolation = \"atomic-output\"",
+    ));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    let line = &evidence(&report, "atomic-output")[0];
+    assert!(
+        line.starts_with("stamped.txt, once normalized by `sed 1d`, is truncated: its "),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_checker_or_a_judge_that_cannot_say_is_the_scenarios_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |expect: &str| {
+        run(&scenario(
+            dir.path(),
+            &format!(
+                "name = \"judges\"\ncommand = [\"sh\", \"-c\", \"echo done > out.txt\"]\n[[strike]]\nsignal = \"SIGTERM\"\n[expect]\n{expect}"
+            ),
+        ))
+    };
+    let error = |report: ScenarioReport| match &report.result {
+        ScenarioResult::Error { message } => message.clone(),
+        other => panic!("{other:?}: {}", text(&report)),
+    };
+    // Exit 2 is neither held nor broken: the checker failed.
+    assert_eq!(
+        error(with(
+            "[[expect.check]]\nname = \"two\"\ncommand = [\"sh\", \"-c\", \"echo no database >&2; exit 2\"]"
+        )),
+        "the checker `two` (`sh -c 'echo no database >&2; exit 2'`) failed: it ended with exit 2 (a checker exits 0 when the promise held, 1 when it was broken)\n  its stderr ended with:\n    no database"
+    );
+    // A checker must hold where no strike landed.
+    assert_eq!(
+        error(with(
+            "[[expect.check]]\nname = \"never\"\ncommand = [\"sh\", \"-c\", \"echo nothing is right; exit 1\"]"
+        )),
+        "the checker `never` fails on the uninterrupted run (exit 1); a checker must pass where no strike landed\n  it said:\n    nothing is right"
+    );
+    // A judge must accept what an uninterrupted run makes.
+    assert_eq!(
+        error(with(
+            "outputs = [{ path = \"out.txt\", valid = [\"grep\", \"-q\", \"complete\", \"{path}\"] }]"
+        )),
+        "the uninterrupted run's `out.txt` is not accepted by its own judge: `grep -q complete {path}` ended with exit 1; a `valid` or `normalize` command must accept what a run no strike reached makes"
+    );
+    // A judge that cannot run is an error too.
+    let message = error(with(
+        "outputs = [{ path = \"out.txt\", valid = [\"no-such-judge\", \"{path}\"] }]",
+    ));
+    assert!(
+        message.starts_with(
+            "the valid command `no-such-judge {path}` of `out.txt`: cannot start `no-such-judge`: "
+        ),
+        "{message}"
     );
 }

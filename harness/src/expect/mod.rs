@@ -2,6 +2,8 @@
 //! of the invariants it turns on.
 
 mod acked;
+mod checks;
+mod outputs;
 mod resume;
 mod teardown;
 
@@ -10,6 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use acked::{AckedSpec, IdReader, Pattern, Reports, SurvivorSource, Survivors};
+pub use checks::{CheckSpec, valid_name as valid_checker_name};
+pub use outputs::{Judge, OutputSpec};
 pub use resume::ResumeSpec;
 pub use teardown::{MarkerSource, OnceSpec, Severity};
 
@@ -28,9 +32,10 @@ pub struct Expect {
     /// Exit statuses after SIGKILL.
     #[serde(default = "default_killed")]
     pub killed: Vec<ExitStatus>,
-    /// Output files that must be atomic: absent, prior content, or complete (the census's).
+    /// Output files that must be atomic: absent, prior content, or complete (the
+    /// census's content, or accepted by the output's `valid` command).
     #[serde(default)]
-    pub outputs: Vec<WorkPath>,
+    pub outputs: Vec<OutputSpec>,
     /// After a graceful stop, no new file may be left beside an output (or in
     /// `temp_scope`).
     #[serde(default = "yes")]
@@ -93,6 +98,10 @@ pub struct Expect {
     /// `"warn"` (the default) reports them, `"violation"` fails the case, `"off"`.
     #[serde(default)]
     pub handler_io: Severity,
+    /// Checkers: commands run in the sandbox after every case, the outcome as JSON on
+    /// stdin; exit 0 held, 1 broken (`check:NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check: Vec<CheckSpec>,
     /// A planted bug: the invariant(s) this scenario must violate (like `#[should_panic]`).
     #[serde(
         default,
@@ -123,6 +132,7 @@ impl Default for Expect {
             idempotent_teardown: false,
             once: Vec::new(),
             handler_io: Severity::Warn,
+            check: Vec::new(),
             violation: Vec::new(),
         }
     }
@@ -151,15 +161,25 @@ impl Expect {
         resume.work.as_ref().or(self.acked.as_ref().map(|a| &a.ack))
     }
 
+    /// The declared outputs' paths.
+    pub fn output_paths(&self) -> Vec<WorkPath> {
+        self.outputs.iter().map(|o| o.path.clone()).collect()
+    }
+
+    /// The declared output at `path`, if there is one.
+    pub fn output(&self, path: &WorkPath) -> Option<&OutputSpec> {
+        self.outputs.iter().find(|o| o.path == *path)
+    }
+
     /// The files that must hold the uninterrupted run's content after the resume.
-    pub fn resume_outputs(&self) -> &[WorkPath] {
+    pub fn resume_outputs(&self) -> Vec<WorkPath> {
         match &self.resume {
             Some(ResumeSpec {
                 outputs: Some(outputs),
                 ..
-            }) => outputs,
-            Some(_) => &self.outputs,
-            None => &[],
+            }) => outputs.clone(),
+            Some(_) => self.output_paths(),
+            None => Vec::new(),
         }
     }
 }
@@ -177,19 +197,31 @@ fn yes() -> bool {
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<InvariantName>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(
-        untagged,
-        expecting = "an invariant name or a list of them, e.g. \"atomic-output\""
-    )]
-    enum OneOrMany {
-        One(InvariantName),
-        Many(Vec<InvariantName>),
+    // A visitor rather than an untagged enum, so that a bad name's own error (which names
+    // the invariants there are) reaches the user.
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<InvariantName>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an invariant name or a list of them, e.g. \"atomic-output\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+            InvariantName::parse(name)
+                .map(|n| vec![n])
+                .map_err(E::custom)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut names = Vec::new();
+            while let Some(name) = seq.next_element()? {
+                names.push(name);
+            }
+            Ok(names)
+        }
     }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(name) => vec![name],
-        OneOrMany::Many(names) => names,
-    })
+    d.deserialize_any(Visitor)
 }
 
 /// An invariant, by the name scenario files and reports use: `atomic-output`. The
@@ -220,6 +252,8 @@ pub enum InvariantName {
     ResumeCompletes,
     /// No unit of work is reported done twice, in the case or by the resume.
     NoDuplicateWork,
+    /// A checker's promise, `[[expect.check]]`: held as `check:NAME`, whole.
+    Check(String),
     /// A promise of the user's own, added with [`Scenario::invariant`](crate::Scenario::invariant).
     Custom(String),
 }
@@ -253,7 +287,7 @@ impl InvariantName {
             InvariantName::HandlerNoIo => "handler-no-io",
             InvariantName::ResumeCompletes => "resume-completes",
             InvariantName::NoDuplicateWork => "no-duplicate-work",
-            InvariantName::Custom(name) => name,
+            InvariantName::Check(name) | InvariantName::Custom(name) => name,
         }
     }
 
@@ -277,19 +311,31 @@ impl Serialize for InvariantName {
     }
 }
 
-/// A file names built-in invariants only; a user's own exists only where it was added.
+/// A file names built-in invariants and checkers (`check:NAME`); a user's own Rust
+/// invariant exists only where it was added.
 impl<'de> Deserialize<'de> for InvariantName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        InvariantName::built_in(&name).ok_or_else(|| {
+        InvariantName::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+impl InvariantName {
+    /// The invariant a scenario file names: a built-in one, or `check:NAME`.
+    pub fn parse(name: &str) -> Result<InvariantName, String> {
+        if let Some(checker) = name.strip_prefix(checks::PREFIX) {
+            checks::valid_name(checker)?;
+            return Ok(InvariantName::Check(name.to_string()));
+        }
+        InvariantName::built_in(name).ok_or_else(|| {
             let known: Vec<String> = InvariantName::BUILT_IN
                 .iter()
                 .map(|n| format!("`{n}`"))
                 .collect();
-            serde::de::Error::custom(format!(
-                "unknown invariant `{name}`, expected one of {}",
+            format!(
+                "unknown invariant `{name}`, expected one of {}, or `check:NAME` for a checker",
                 known.join(", ")
-            ))
+            )
         })
     }
 }

@@ -3,6 +3,7 @@
 //! is left beside it.
 
 use super::{Context, Verdict};
+use crate::expect::{Judge, OutputSpec};
 use crate::outcome::{Difference, FileState, Outcome, OutputRecord};
 use crate::values::ExitStatus;
 
@@ -11,7 +12,7 @@ pub fn check(ctx: &Context) -> Verdict {
     let mut evidence: Vec<String> = outcome
         .outputs
         .iter()
-        .filter_map(describe_partial)
+        .filter_map(|output| describe_partial(output, ctx.expect.output(&output.path)))
         .collect();
 
     if ctx.expect.no_temp_leftovers
@@ -77,7 +78,26 @@ pub fn cleanup(outcome: &Outcome) -> Cleanup {
     }
 }
 
-fn describe_partial(output: &OutputRecord) -> Option<String> {
+fn describe_partial(output: &OutputRecord, spec: Option<&OutputSpec>) -> Option<String> {
+    if let FileState::Rejected {
+        size,
+        sha256,
+        by,
+        output: said,
+    } = &output.after
+    {
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!("; it said: {}", said.replace('\n', " | "))
+        };
+        return Some(format!(
+            "{} ({size} bytes, sha256 {}…) is not complete: {by}; {}{said}",
+            output.path,
+            &sha256[..12],
+            before(&output.before)
+        ));
+    }
     let FileState::Other {
         size,
         sha256,
@@ -101,16 +121,28 @@ fn describe_partial(output: &OutputRecord) -> Option<String> {
             "{size} bytes, differing from the complete {expected_size} at byte {offset}: found `{found}`, expected `{expected}`"
         )
     };
-    let before = match &output.before {
+    // Offsets and bytes of a normalized output are those of the normalized content.
+    let normalized = match spec.map(|s| &s.judge) {
+        Some(Judge::Normalize(command)) => {
+            let command: Vec<&str> = command.iter().map(|a| a.raw.as_str()).collect();
+            format!(", once normalized by `{}`,", command.join(" "))
+        }
+        _ => String::new(),
+    };
+    Some(format!(
+        "{}{normalized} is {what} (sha256 {}…); {}",
+        output.path,
+        &sha256[..12],
+        before(&output.before)
+    ))
+}
+
+fn before(state: &FileState) -> String {
+    match state {
         FileState::Absent => "it did not exist before".to_string(),
         FileState::Prior => "its prior content was lost".to_string(),
         other => format!("before the run it was {other:?}"),
-    };
-    Some(format!(
-        "{} is {what} (sha256 {}…); {before}",
-        output.path,
-        &sha256[..12]
-    ))
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Context, Verdict};
 use crate::census::Census;
-use crate::outcome::{FileState, KillReason, StrikeRecord};
+use crate::outcome::{KillReason, StrikeRecord};
 use crate::units::ms;
 use crate::values::{ExitStatus, Signal};
 
@@ -200,7 +200,7 @@ fn unfinished_work(ctx: &Context) -> Vec<String> {
         .outcome
         .outputs
         .iter()
-        .filter(|o| o.after != FileState::Golden)
+        .filter(|o| !o.after.is_complete())
         .map(|o| format!("{} is {}", o.path, o.after.name()))
         .collect();
     if let Some(spec) = &ctx.expect.acked {
@@ -236,7 +236,7 @@ mod tests {
     use super::*;
     use crate::expect::Expect;
     use crate::invariants::testing::*;
-    use crate::outcome::HarnessKill;
+    use crate::outcome::{FileState, HarnessKill};
 
     fn expect() -> Expect {
         Expect {

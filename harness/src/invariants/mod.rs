@@ -243,12 +243,13 @@ impl fmt::Debug for Invariant {
 }
 
 /// The invariants a scenario with these expectations and these invariants of its own
-/// checks, in the order reports list them.
+/// checks, in the order reports list them: built-in, checkers, own.
 pub fn checked(expect: &Expect, own: &[Invariant]) -> Vec<InvariantName> {
     BUILT_IN
         .iter()
         .filter(|row| (row.checked_by)(expect))
         .map(|row| row.name.clone())
+        .chain(expect.check.iter().map(|c| c.invariant()))
         .chain(own.iter().map(|i| i.name.clone()))
         .collect()
 }
@@ -258,14 +259,39 @@ pub fn is_checked(name: &InvariantName, expect: &Expect, own: &[Invariant]) -> R
     match row(name) {
         Some(row) if (row.checked_by)(expect) => Ok(()),
         Some(row) => Err(row.how_to_enable.to_string()),
+        None if matches!(name, InvariantName::Check(_)) => {
+            if expect.check.iter().any(|c| c.invariant() == *name) {
+                Ok(())
+            } else {
+                let checker = name.as_str().trim_start_matches("check:");
+                Err(format!(
+                    "add a checker: [[expect.check]] with name = \"{checker}\" and its command"
+                ))
+            }
+        }
         None if own.iter().any(|i| i.name == *name) => Ok(()),
         None => Err("add it with `Scenario::invariant`".to_string()),
     }
 }
 
+/// A checker's verdict, from what its run on the case recorded: exit 0 held, exit 1
+/// broken with what it printed as the evidence.
+fn checker_verdict(name: &str, outcome: &Outcome) -> Verdict {
+    match outcome.checks.iter().find(|c| c.name == name) {
+        Some(check) if check.held => Verdict::Held,
+        Some(check) if check.output.is_empty() => Verdict::violated(vec![format!(
+            "the checker `{name}` exited 1 and printed nothing"
+        )]),
+        // What it printed, a line per piece of evidence.
+        Some(check) => Verdict::violated(check.output.lines().map(String::from).collect()),
+        // Every observed run runs every checker; a hand-made outcome may not have.
+        None => Verdict::violated(vec![format!("the checker `{name}` did not run")]),
+    }
+}
+
 /// Every invariant the scenario checks, judged on one case: the built-in rows its
-/// expectations turn on, then its own. An advisory invariant's violation becomes a
-/// warning.
+/// expectations turn on, then its checkers, then its own. An advisory invariant's
+/// violation becomes a warning.
 pub fn judge(ctx: &Context, own: &[Invariant]) -> Vec<(InvariantName, Verdict)> {
     let built_in = BUILT_IN
         .iter()
@@ -279,6 +305,11 @@ pub fn judge(ctx: &Context, own: &[Invariant]) -> Vec<(InvariantName, Verdict)> 
             };
             (row.name.clone(), verdict)
         });
+    let checkers = ctx
+        .expect
+        .check
+        .iter()
+        .map(|c| (c.invariant(), checker_verdict(&c.name, ctx.outcome)));
     let own = own.iter().map(|i| (i.name.clone(), (i.check)(ctx)));
-    built_in.chain(own).collect()
+    built_in.chain(checkers).chain(own).collect()
 }

@@ -33,7 +33,8 @@ pub fn check(ctx: &Context) -> Verdict {
     }
     for output in &resume.outputs {
         let what = match &output.after {
-            FileState::Golden => continue,
+            FileState::Golden | FileState::Valid => continue,
+            FileState::Rejected { by, output, .. } => format!("rejected: {by}: {output}"),
             FileState::Other {
                 size, difference, ..
             } => format!(

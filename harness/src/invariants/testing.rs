@@ -49,6 +49,7 @@ pub fn clean_outcome() -> Outcome {
         handler_io: vec![],
         marker_files: BTreeMap::new(),
         marks: vec![],
+        checks: Vec::new(),
         resume: None,
     }
 }

@@ -23,8 +23,8 @@ use super::children::{deregister, spawn_registered};
 use super::interrupt;
 use super::pipes::{Pipe, poll_pipes};
 
-/// A helper command to run to completion: stdin is `/dev/null`, stdout and stderr are
-/// captured (both read while it runs, so a chatty helper cannot block).
+/// A helper command to run to completion: stdout and stderr are captured (both read
+/// while it runs, so a chatty helper cannot block).
 #[derive(Debug, Clone)]
 pub(crate) struct Helper {
     pub program: OsString,
@@ -38,6 +38,39 @@ pub(crate) struct Helper {
     pub timeout: Option<Duration>,
     /// Whether the harness's own interruption (SIGINT/SIGTERM to it) kills it at once.
     pub interruptible: bool,
+    /// What it reads on stdin.
+    pub stdin: Stdin,
+}
+
+/// A helper's stdin. Content is given as a file, never through a pipe the harness would
+/// have to keep fed while it also reads the helper's output.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Stdin {
+    /// `/dev/null`.
+    #[default]
+    Null,
+    /// A file, opened for reading (an output judged by a `normalize` command).
+    File(PathBuf),
+    /// These bytes, from an anonymous in-memory file (a case's outcome for a checker).
+    Bytes(Vec<u8>),
+}
+
+impl Stdin {
+    fn open(&self) -> io::Result<Stdio> {
+        Ok(match self {
+            Stdin::Null => Stdio::null(),
+            Stdin::File(path) => std::fs::File::open(path)?.into(),
+            Stdin::Bytes(bytes) => {
+                use std::io::{Seek, Write};
+                let fd =
+                    rustix::fs::memfd_create("killpoint-stdin", rustix::fs::MemfdFlags::CLOEXEC)?;
+                let mut file = std::fs::File::from(fd);
+                file.write_all(bytes)?;
+                file.rewind()?;
+                file.into()
+            }
+        })
+    }
 }
 
 impl Helper {
@@ -54,6 +87,7 @@ impl Helper {
             env: Vec::new(),
             timeout: None,
             interruptible: false,
+            stdin: Stdin::Null,
         }
     }
 }
@@ -83,11 +117,15 @@ pub(crate) enum HelperError {
 /// returns.
 pub(crate) fn run_helper(helper: &Helper) -> Result<Finished, HelperError> {
     let program = helper.program.to_string_lossy().into_owned();
+    let stdin = helper.stdin.open().map_err(|source| HelperError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let mut command = Command::new(&helper.program);
     command
         .args(&helper.args)
         .envs(helper.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);

@@ -122,9 +122,10 @@ pub enum RunError {
     Interrupted,
     #[error(transparent)]
     Trace(#[from] tracer::TraceError),
-    /// The scenario's `prepare` command failed: the scenario cannot run.
+    /// A command of the scenario beside the target failed (`prepare`, an output's
+    /// `valid` or `normalize`, a checker): the scenario cannot run.
     #[error("{0}")]
-    Prepare(String),
+    Command(String),
     #[error("{0}")]
     Os(#[from] io::Error),
 }

@@ -606,7 +606,8 @@ fn outcome_line(outcome: &Outcome) -> String {
             let state = match &o.after {
                 FileState::Absent => "absent".to_string(),
                 FileState::Prior => "prior".to_string(),
-                FileState::Golden => "complete".to_string(),
+                FileState::Golden | FileState::Valid => "complete".to_string(),
+                FileState::Rejected { size, .. } => format!("rejected, {size} bytes"),
                 FileState::Other { size, .. } => format!("partial, {size} bytes"),
             };
             format!("{} {state}", o.path)

@@ -58,6 +58,7 @@ use super::{
     Pattern, PointSpec, ProbePoint, Recipient, ResumeSpec, Scenario, Severity, ShrinkBudget,
     Signal, SignalSet, Strike, SyscallPoint, WorkPath,
 };
+use crate::expect::{CheckSpec, Judge, OutputSpec};
 use crate::invariants::{Invariant, InvariantName};
 use crate::syscalls::{SyscallClass, When, Whens};
 
@@ -444,6 +445,15 @@ impl From<Signal> for ExitStatus {
     }
 }
 
+/// A judging command's arguments, `{path}` allowed; panics on a bad one, as
+/// [`parsed`] does.
+fn judging<'a>(what: &str, command: impl IntoIterator<Item = &'a str>) -> Vec<Arg> {
+    command
+        .into_iter()
+        .map(|a| Arg::judging(a).unwrap_or_else(|e| panic!("killpoint: {what}({a:?}): {e}")))
+        .collect()
+}
+
 /// One promise to add to a scenario's `[expect]`: made by the functions of [`Expect`]
 /// (`Expect::atomic_output("out.json")`), by [`ExitCodes`], or by
 /// [`Expectation::custom`] for any key.
@@ -462,7 +472,49 @@ impl Expect {
     /// leaves no new file beside it (`atomic-output`).
     pub fn atomic_output(path: &str) -> Expectation {
         let path: WorkPath = parsed("Expect::atomic_output", path);
-        Expectation::custom(move |e| e.outputs.push(path))
+        Expectation::custom(move |e| e.outputs.push(OutputSpec::golden(path)))
+    }
+
+    /// `outputs = [{ path = "PATH", valid = [...] }]`: an output judged, not compared —
+    /// complete when `command` exits 0 on it (`{path}` names the file), so an output
+    /// that differs run to run is still checked for tearing (`atomic-output`).
+    pub fn valid_output<'a>(path: &str, command: impl IntoIterator<Item = &'a str>) -> Expectation {
+        let spec = OutputSpec {
+            path: parsed("Expect::valid_output", path),
+            judge: Judge::Valid(judging("Expect::valid_output", command)),
+        };
+        Expectation::custom(move |e| e.outputs.push(spec))
+    }
+
+    /// `outputs = [{ path = "PATH", normalize = [...] }]`: an output compared with the
+    /// golden once both went through `command` (the file on its stdin, the normalized
+    /// content on its stdout): an output that embeds a time or a host name.
+    pub fn normalized_output<'a>(
+        path: &str,
+        command: impl IntoIterator<Item = &'a str>,
+    ) -> Expectation {
+        let spec = OutputSpec {
+            path: parsed("Expect::normalized_output", path),
+            judge: Judge::Normalize(judging("Expect::normalized_output", command)),
+        };
+        Expectation::custom(move |e| e.outputs.push(spec))
+    }
+
+    /// `[[expect.check]]`: a checker named `name`, run in the sandbox after every case
+    /// with the outcome as JSON on stdin; exit 0 the promise held, 1 it was broken
+    /// (reported as `check:NAME`), anything else an error of the scenario.
+    pub fn check<'a>(name: &str, command: impl IntoIterator<Item = &'a str>) -> Expectation {
+        if let Err(why) = crate::expect::valid_checker_name(name) {
+            panic!("killpoint: Expect::check({name:?}): {why}");
+        }
+        let spec = CheckSpec {
+            name: name.to_string(),
+            command: command
+                .into_iter()
+                .map(|a| parsed("Expect::check", a))
+                .collect(),
+        };
+        Expectation::custom(move |e| e.check.push(spec))
     }
 
     /// The documented exit statuses (`exit-code`): `clean`, `interrupted`, `killed`.
@@ -645,6 +697,9 @@ mod tests {
                     .signal(Signal::SIGTERM),
             )
             .expect(Expect::atomic_output("out/data.json"))
+            .expect(Expect::valid_output("t.db", ["check-db", "{path}"]))
+            .expect(Expect::normalized_output("log.txt", ["sed", "1d"]))
+            .expect(Expect::check("kept", ["sh", "{dir}/kept.sh"]))
             .expect(Expect::exit_codes().clean([0]).interrupted([14]))
             .expect(Expect::exit_codes().killed([Signal::SIGKILL, Signal::SIGTERM]))
             .expect(Expect::deadline(Duration::from_secs(2)))
@@ -683,7 +738,11 @@ mod tests {
             signal = "SIGTERM"
             at = { syscall = "fsync", nth = "last", when = "both" }
             [expect]
-            outputs = ["out/data.json"]
+            outputs = [
+                "out/data.json",
+                { path = "t.db", valid = ["check-db", "{path}"] },
+                { path = "log.txt", normalize = ["sed", "1d"] },
+            ]
             clean = [0]
             interrupted = [14]
             killed = ["SIGKILL", "SIGTERM"]
@@ -694,6 +753,9 @@ mod tests {
             handler_io = "violation"
             crash_patterns = ["^FATAL"]
             violation = "atomic-output"
+            [[expect.check]]
+            name = "kept"
+            command = ["sh", "{dir}/kept.sh"]
             "#,
             "tool.toml".as_ref(),
         )

@@ -232,7 +232,9 @@ pub fn not_installed(program: &str, package: &str) -> String {
     format!("{program} is not installed (Debian package {package}: apt-get install {package})")
 }
 
-fn non_empty_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arg>, D::Error> {
+pub(crate) fn non_empty_command<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Arg>, D::Error> {
     let command = Vec::<Arg>::deserialize(d)?;
     if command.is_empty() {
         return Err(serde::de::Error::custom(
@@ -338,6 +340,25 @@ impl Scenario {
                 ),
             ));
         }
+        for (i, check) in self.expect.check.iter().enumerate() {
+            crate::expect::valid_checker_name(&check.name)
+                .map_err(|m| invalid(format!("expect.check[{i}].name"), m))?;
+            if check.command.is_empty() {
+                return Err(invalid(
+                    format!("expect.check[{i}].command"),
+                    "the checker's command is empty: e.g. [\"sh\", \"check.sh\"]",
+                ));
+            }
+            if self.expect.check[..i].iter().any(|c| c.name == check.name) {
+                return Err(invalid(
+                    format!("expect.check[{i}].name"),
+                    format!(
+                        "two checkers are named `{}`: each is reported as `check:NAME`, so names must differ",
+                        check.name
+                    ),
+                ));
+            }
+        }
         for name in &self.expect.violation {
             if let Err(how) = invariants::is_checked(name, &self.expect, &self.invariants) {
                 return Err(invalid(
@@ -417,6 +438,21 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Scenario {
+    /// Every command the scenario runs: the target, then the helpers (prepare, survivors,
+    /// outputs' `valid`/`normalize`, checkers, resume).
+    pub fn commands(&self) -> Vec<&[Arg]> {
+        let survivors = match self.expect.acked.as_ref().map(|a| &a.survivors.source) {
+            Some(crate::expect::SurvivorSource::Command(command)) => Some(command.as_slice()),
+            _ => None,
+        };
+        let mut all = vec![self.command.as_slice(), self.prepare.as_slice()];
+        all.extend(survivors);
+        all.extend(self.expect.outputs.iter().filter_map(|o| o.command()));
+        all.extend(self.expect.check.iter().map(|c| c.command.as_slice()));
+        all.extend(self.expect.resume.iter().map(|r| r.command.as_slice()));
+        all
+    }
+
     /// What `[setup]` puts in every sandbox, fixtures read from beside the scenario file
     /// (once per campaign: each case's sandbox gets the same bytes).
     pub fn setup_entries(&self) -> Result<Vec<crate::setup::SetupEntry>, String> {
@@ -468,7 +504,7 @@ impl fmt::Display for ScenarioError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expect::InvariantName;
+    use crate::expect::{InvariantName, Judge};
     use crate::syscalls::{When, Whens};
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
@@ -593,6 +629,91 @@ signal = "SIGTERM"
         );
         let e = parse(&format!("{MINIMAL}[expect]\ntemp_scope = [\"[\"]\n")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("expect.temp_scope[0]"), "{e}");
+    }
+
+    #[test]
+    fn outputs_judged_and_checkers_are_read_and_their_errors_point_at_them() {
+        let s = parse(&format!(
+            "{MINIMAL}[expect]\noutputs = [\"a.txt\", {{ path = \"t.db\", valid = [\"check-db\", \"{{path}}\"] }}]\nviolation = \"check:input-kept\"\n[[expect.check]]\nname = \"input-kept\"\ncommand = [\"sh\", \"kept.sh\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.expect.output_paths(),
+            ["a.txt".parse().unwrap(), "t.db".parse().unwrap()]
+        );
+        assert!(
+            matches!(&s.expect.outputs[1].judge, Judge::Valid(c) if c[1].parts == [ArgPart::Path])
+        );
+        assert_eq!(s.expect.check[0].name, "input-kept");
+        assert_eq!(
+            s.expect.violation,
+            [InvariantName::Check("check:input-kept".into())]
+        );
+        assert_eq!(
+            crate::invariants::checked(&s.expect, &[])
+                .last()
+                .unwrap()
+                .as_str(),
+            "check:input-kept"
+        );
+        // Each error at the line and column of the value it is about.
+        for (expect, line, column, message) in [
+            (
+                "outputs = [{ path = \"a\", valid = [\"x\"], normalize = [\"y\"] }]",
+                7,
+                12,
+                "an output is judged by `valid` (a command that accepts a complete file) or compared after `normalize`, not both",
+            ),
+            (
+                "outputs = [{ path = \"a\", valid = \"x\" }]",
+                7,
+                34,
+                "invalid type: string \"x\", expected a sequence",
+            ),
+            (
+                "violation = \"check:nope\"",
+                1,
+                1,
+                "`check:nope` is expected to be violated, but this scenario does not check it (add a checker: [[expect.check]] with name = \"nope\" and its command)",
+            ),
+            (
+                "violation = \"check:no pe\"",
+                7,
+                13,
+                "`no pe` is not a checker name: one word of letters, digits, `-` and `_`, e.g. \"input-kept\"",
+            ),
+            (
+                "[[expect.check]]\nname = \"a b\"\ncommand = [\"x\"]",
+                8,
+                8,
+                "`a b` is not a checker name: one word of letters, digits, `-` and `_`, e.g. \"input-kept\"",
+            ),
+            (
+                "[[expect.check]]\nname = \"a\"\ncommand = []",
+                9,
+                11,
+                "the command is empty: give the program and its arguments, e.g. [\"{bin:atomic-writer}\", \"--output\", \"{work}/out.json\"]",
+            ),
+            (
+                "[[expect.check]]\nname = \"a\"\ncommand = [\"x\"]\n[[expect.check]]\nname = \"a\"\ncommand = [\"y\"]",
+                1,
+                1,
+                "two checkers are named `a`: each is reported as `check:NAME`, so names must differ",
+            ),
+            (
+                "[[expect.check]]\nname = \"a\"\ncommand = [\"x\", \"{path}\"]",
+                9,
+                11,
+                "`{path}`: `{path}` names the output a `valid` or `normalize` command judges, and exists only there; elsewhere write `{work}/FILE`",
+            ),
+        ] {
+            let e = parse(&format!("{MINIMAL}[expect]\n{expect}\n")).unwrap_err();
+            assert_eq!(
+                (e.line, e.column, e.message.as_str()),
+                (line, column, message),
+                "{expect}"
+            );
+        }
     }
 
     #[test]
