@@ -238,12 +238,12 @@ fn difference(a: &[u8], b: &[u8]) -> String {
     let at = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     if a.len() == b.len() {
         format!(
-            "the two runs wrote different bytes ({} bytes each, first difference at offset {at})",
+            "the two runs wrote different bytes, {} each, the first difference at offset {at}",
             a.len()
         )
     } else {
         format!(
-            "the two runs wrote different bytes ({} and {} bytes, first difference at offset {at})",
+            "the two runs wrote different bytes, {} and {}, the first difference at offset {at}",
             a.len(),
             b.len()
         )
@@ -768,7 +768,7 @@ fn output_note(output: &Output) -> String {
     };
     match &output.temp {
         Some(temp) => format!(
-            "{made}, renamed over it from {}",
+            "{made}, renamed into place from {}",
             temp.glob.as_deref().unwrap_or(&temp.names[0])
         ),
         None => made,
@@ -782,7 +782,7 @@ fn proposal_notes(proposal: &Proposal) -> Vec<String> {
         let files: Vec<String> = proposal
             .left_out
             .iter()
-            .map(|l| format!("{} ({})", l.path, l.why))
+            .map(|l| format!("{}: {}", l.path, l.why))
             .collect();
         notes.push(format!(
             "Not declared as outputs: {}. atomic-output compares every case with the uninterrupted run byte for byte, so it cannot judge a file that differs between clean runs; make the program deterministic (a fixed seed, no timestamps) to declare one.",
@@ -1484,7 +1484,7 @@ mod tests {
             [
                 LeftOut {
                     path: "stamp.txt".into(),
-                    why: "the two runs wrote different bytes (8 and 9 bytes, first difference at offset 7)".into()
+                    why: "the two runs wrote different bytes, 8 and 9, the first difference at offset 7".into()
                 },
                 LeftOut {
                     path: "tmpA1b2C3".into(),
@@ -1498,7 +1498,7 @@ mod tests {
         );
         let text = unwrapped(&render(&request("stamp", &["stamp"]), &proposal));
         assert!(
-            text.contains("Not declared as outputs: stamp.txt (the two runs wrote different bytes (8 and 9 bytes, first difference at offset 7)); tmpA1b2C3 (the second run did not leave it"),
+            text.contains("Not declared as outputs: stamp.txt: the two runs wrote different bytes, 8 and 9, the first difference at offset 7; tmpA1b2C3: the second run did not leave it"),
             "{text}"
         );
     }

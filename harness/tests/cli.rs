@@ -596,7 +596,7 @@ fn new_drafts_sed_i_with_its_input_as_output_and_a_glob_for_its_temp_file() {
         ]
     );
     assert!(
-        text.contains("    \"words.txt\",  # replaced: a setup file of 160000 bytes, 160000 bytes after the run, renamed over it from sed*\n"),
+        text.contains("    \"words.txt\",  # replaced: a setup file of 160000 bytes, 160000 bytes after the run, renamed into place from sed*\n"),
         "{text}"
     );
     assert!(
@@ -669,6 +669,46 @@ fn new_drafts_tar_cf_of_a_setup_directory() {
         ]
     );
     let (code, _) = project.run("tar-create");
+    assert!(code == 0 || code == 1);
+}
+
+#[test]
+fn new_drafts_a_script_beside_the_user_and_leaves_out_a_file_that_differs_between_runs() {
+    let project = Project::new();
+    // A temp file from mktemp (a random name), synced, renamed into place; and a stamp
+    // that no two runs write alike.
+    let script = project.path("bin/writer.sh");
+    fs::create_dir_all(script.parent().unwrap()).unwrap();
+    fs::write(
+        &script,
+        "#!/bin/sh\nt=$(mktemp ./out.json.XXXXXX)\nseq 1 20000 > \"$t\"\nsync \"$t\"\nmv \"$t\" out.json\ndate +%s%N > stamp.txt\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let (stdout, text) = project.draft("writer", &[], &["./bin/writer.sh"]);
+    let scenario = project.scenario("writer");
+    // Run from the scenario's directory, whatever the working directory.
+    assert_eq!(scenario.command[0].raw, "{dir}/../bin/writer.sh");
+    assert_eq!(outputs(&scenario), ["out.json"]);
+    assert_eq!(
+        points(&scenario),
+        [
+            "open out.json.* 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "write out.json.* 1.. both SIGTERM/SIGINT/SIGKILL",
+            "fsync out.json.* 1.. both SIGTERM/SIGINT/SIGKILL",
+            "rename out.json 1.. both SIGTERM/SIGINT/SIGKILL",
+        ]
+    );
+    assert!(
+        stdout.contains("  not an output: stamp.txt: the two runs wrote different bytes, "),
+        "{stdout}"
+    );
+    assert!(
+        text.contains("# Not declared as outputs: stamp.txt: "),
+        "{text}"
+    );
+    let (code, _) = project.run("writer");
     assert!(code == 0 || code == 1);
 }
 
