@@ -9,6 +9,7 @@ mod api;
 pub mod campaign;
 pub(crate) mod case;
 pub mod census;
+pub mod draft;
 pub(crate) mod expect;
 pub mod invariants;
 pub mod judged;

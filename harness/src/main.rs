@@ -1,7 +1,8 @@
 //! The `killpoint` command: a thin shell over the library.
 //!
 //! Exit codes: 0 every invariant held (and every planted bug was caught), 1 a violation
-//! was found, 2 bad usage or a bad scenario file, 130 interrupted.
+//! was found, 2 bad usage or a bad scenario file, 130 interrupted. `killpoint new` exits
+//! 0 once it wrote the file, 2 when it could not (see its `--help`), 130 interrupted.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -98,7 +99,69 @@ enum Command {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Draft a starting scenario file for a command: run it twice under the tracer, each
+    /// time in a fresh sandbox, and propose its outputs, its exit status and strike
+    /// entries at the outputs' writes, fsyncs and renames, with a comment above each key
+    /// saying what it means and what to decide.
+    #[command(trailing_var_arg = true, after_long_help = NEW_HELP)]
+    New {
+        /// The scenario's name (letters, digits, `.`, `_`, `-`); the file is NAME.toml.
+        name: String,
+        /// Files or directories copied into the sandbox under their own names before each
+        /// run; the scenario copies them from where they are (`{ from = "…" }`, relative
+        /// to the scenario file).
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        setup: Vec<PathBuf>,
+        /// Write the scenario to PATH instead of NAME.toml in the current directory.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Kill the command if a run takes longer than this (an error: a scenario's
+        /// command must finish by itself).
+        #[arg(long, default_value = "10s", value_parser = killpoint::scenario::parse_duration)]
+        timeout: std::time::Duration,
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
+
+const NEW_HELP: &str = "\
+How the draft is made:
+  The command runs twice, each time in a fresh sandbox ($TMPDIR/killpoint-XXXXXX, removed
+  afterwards, also when interrupted) holding the --setup files, under the tracer with every
+  syscall class trapped. Two runs, because one cannot tell a random temp-file name from a
+  fixed one, nor an output that differs between clean runs.
+
+  outputs   regular files the runs created or replaced in the sandbox: new ones, setup files
+            whose bytes changed, and files a write, truncate, rename or copy went to (sed -i
+            replaces its input). A file the two runs left with different bytes, or only one
+            run left, is named in a comment instead: atomic-output compares every case with
+            the uninterrupted run byte for byte.
+  clean     the exit statuses the runs ended with.
+  strikes   for each output (the first 8) that the program writes, SIGTERM, SIGINT and
+            SIGKILL at: the exit of its open, the exit of its truncate, its writes and
+            copies (entry and exit), its fsyncs; the same for a temp file renamed over it,
+            through a glob that matches both runs' names (sedGsyU6j and sedq3LxAb: sed*);
+            and the rename that publishes it (entry and exit). Only calls both runs made.
+            No such call at all: one strike after a delay.
+  left to decide, commented out: [expect] interrupted (what the program promises after
+            SIGTERM/SIGINT), deadline, [requires].
+
+  The file is written only once it parses as a scenario and its setup files resolve from
+  where it is; `killpoint check FILE` and `killpoint run FILE` take it as written.
+
+Example:
+  killpoint new gzip-keep --setup big.txt -- gzip -k big.txt
+
+Exit codes:
+  0    the file was written
+  2    bad usage, an invalid NAME, the file exists (without --force), a setup file is
+       missing, or the command could not run (not found, not executable, ran past
+       --timeout, not traceable)
+  130  interrupted (SIGINT or SIGTERM to killpoint): no file written, no sandbox left";
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -147,6 +210,73 @@ fn main() -> ExitCode {
             run(files, options, json)
         }
         Command::Repro { file, case, json } => repro(&file, case, json),
+        Command::New {
+            name,
+            setup,
+            out,
+            force,
+            timeout,
+            command,
+        } => new(name, setup, out, force, timeout, command),
+    }
+}
+
+/// Drafts a scenario file for a command (`killpoint::draft`).
+fn new(
+    name: String,
+    setup: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    force: bool,
+    timeout: std::time::Duration,
+    command: Vec<std::ffi::OsString>,
+) -> ExitCode {
+    if let Err(code) = install_interrupt() {
+        return code;
+    }
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read the working directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let words: Vec<String> = std::iter::once("killpoint".to_string())
+        .chain(
+            std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
+    let options = killpoint::draft::Options {
+        name,
+        setup,
+        out,
+        force,
+        timeout,
+        command,
+        invocation: killpoint::draft::shell_line(&words),
+        cwd,
+    };
+    match killpoint::draft::draft(&options) {
+        Ok(written) => {
+            print!(
+                "{}",
+                killpoint::draft::summary(
+                    &written.file.display().to_string(),
+                    &written.request,
+                    &written.proposal
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        Err(killpoint::draft::DraftError::Interrupted) => {
+            eprintln!("killpoint new: interrupted; no file written");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

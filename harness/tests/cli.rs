@@ -346,3 +346,505 @@ fn sigint_to_killpoint_stops_the_campaign_and_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "sandboxes left behind: {left:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// `killpoint new`: drafts of real programs from every Debian base install (gzip, sed,
+// coreutils' sort, tar), checked and run as written.
+
+/// A project directory with an input in `fixtures/` and a `scenarios/` directory to draft
+/// into, plus a TMPDIR of its own, which must be empty after every command.
+struct Project {
+    dir: tempfile::TempDir,
+    tmp: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("fixtures/src")).unwrap();
+        fs::create_dir_all(dir.path().join("scenarios")).unwrap();
+        // 100 kB of words, one per line, in no order: something to compress, sort and edit.
+        let words: String = (0..20_000u64)
+            .map(|i| format!("w{:05}a\n", (i * 7919) % 20_000))
+            .collect();
+        fs::write(dir.path().join("fixtures/words.txt"), &words).unwrap();
+        fs::write(dir.path().join("fixtures/src/a.txt"), &words).unwrap();
+        fs::write(dir.path().join("fixtures/src/b.txt"), "banana\n").unwrap();
+        Project {
+            dir,
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// `killpoint ARGS…` run in the project directory; asserts that it leaves nothing in
+    /// its TMPDIR but the sandboxes of unexpected violations, which `run` keeps (none for
+    /// `new`, `check`).
+    fn killpoint(&self, args: &[&str]) -> std::process::Output {
+        let out = killpoint(args, self.tmp.path())
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        if args[0] != "run" {
+            let left: Vec<_> = fs::read_dir(self.tmp.path()).unwrap().flatten().collect();
+            assert!(left.is_empty(), "`killpoint {args:?}` left {left:?}");
+        }
+        out
+    }
+
+    /// `killpoint new NAME --out scenarios/NAME.toml --setup SETUP… -- COMMAND…`, which must
+    /// succeed; then `killpoint check` on the file. Returns what it printed and the file.
+    fn draft(&self, name: &str, setup: &[&str], command: &[&str]) -> (String, String) {
+        let file = format!("scenarios/{name}.toml");
+        let mut args = vec!["new", name, "--out", &file];
+        if !setup.is_empty() {
+            args.push("--setup");
+            args.extend_from_slice(setup);
+        }
+        args.push("--");
+        args.extend_from_slice(command);
+        let out = self.killpoint(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with(&format!("killpoint new: wrote {file}\n")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.ends_with(&format!(
+                "  killpoint check {file}\n  killpoint run {file}\n"
+            )),
+            "{stdout}"
+        );
+        let check = self.killpoint(&["check", &file]);
+        assert_eq!(
+            check.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let text = fs::read_to_string(self.path(&file)).unwrap();
+        (stdout, text)
+    }
+
+    /// The drafted scenario, as `killpoint run` loads it.
+    fn scenario(&self, name: &str) -> killpoint::Scenario {
+        killpoint::Scenario::load(&self.path(&format!("scenarios/{name}.toml"))).unwrap()
+    }
+
+    /// `killpoint run` on the drafted file as written: a small campaign with a fixed seed,
+    /// which must end in a verdict (0: every invariant held, 1: a violation), never in an
+    /// error (2). Returns the exit code and the JSON report of the scenario.
+    fn run(&self, name: &str) -> (i32, serde_json::Value) {
+        let report = self.tmp.path().join("report.json");
+        let file = format!("scenarios/{name}.toml");
+        let out = self.killpoint(&[
+            "run",
+            &file,
+            "--cases",
+            "16",
+            "--seed",
+            "1",
+            "--no-regressions",
+            "--json",
+            report.to_str().unwrap(),
+        ]);
+        let code = out.status.code().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            code == 0 || code == 1,
+            "a verdict, not an error: exit {code}\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+        fs::remove_file(&report).unwrap();
+        let scenario = json["scenarios"][0].clone();
+        let result = scenario["result"]["result"].as_str().unwrap().to_string();
+        assert_eq!(
+            result,
+            if code == 0 { "passed" } else { "violated" },
+            "{stdout}"
+        );
+        (code, scenario)
+    }
+}
+
+/// Each strike point of a scenario as `CLASS PATH WHEN`, with its signals.
+fn points(scenario: &killpoint::Scenario) -> Vec<String> {
+    use killpoint::scenario::PointSpec;
+    scenario
+        .strikes
+        .iter()
+        .map(|s| {
+            let signals: Vec<&str> = s.signal.0.iter().map(|s| s.name()).collect();
+            let at = match &s.at {
+                PointSpec::Syscall(p) => format!(
+                    "{} {} {} {}",
+                    p.syscall,
+                    p.path.as_ref().unwrap().as_str(),
+                    p.nth,
+                    p.when
+                ),
+                other => format!("{other:?}"),
+            };
+            format!("{at} {}", signals.join("/"))
+        })
+        .collect()
+}
+
+fn outputs(scenario: &killpoint::Scenario) -> Vec<&str> {
+    scenario.expect.outputs.iter().map(|o| o.as_str()).collect()
+}
+
+#[test]
+fn new_drafts_gzip_k_with_its_output_and_strikes_at_its_open_and_write() {
+    let project = Project::new();
+    let (stdout, text) = project.draft(
+        "gzip-keep",
+        &["fixtures/words.txt"],
+        &["gzip", "-k", "words.txt"],
+    );
+    let scenario = project.scenario("gzip-keep");
+    assert_eq!(scenario.name, "gzip-keep");
+    let command: Vec<&str> = scenario.command.iter().map(|a| a.raw.as_str()).collect();
+    assert_eq!(command, ["gzip", "-k", "words.txt"]);
+    assert_eq!(outputs(&scenario), ["words.txt.gz"]);
+    assert_eq!(
+        scenario.expect.clean,
+        [killpoint::scenario::ExitStatus::Code(0)]
+    );
+    assert_eq!(
+        scenario.expect.interrupted, None,
+        "left for the user to decide"
+    );
+    assert_eq!(
+        points(&scenario),
+        [
+            "open words.txt.gz 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "write words.txt.gz 1.. both SIGTERM/SIGINT/SIGKILL",
+        ]
+    );
+    // The input is copied from where it is, relative to the scenario file.
+    assert!(
+        text.contains("\n[setup]\n\"words.txt\" = { from = \"../fixtures/words.txt\" }\n"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with(
+            "# Drafted by\n#   killpoint new gzip-keep --out scenarios/gzip-keep.toml --setup fixtures/words.txt -- gzip -k words.txt\n# which ran the command twice"
+        ),
+        "{text}"
+    );
+    // gzip installs its handlers: the comment on `interrupted` names them.
+    assert!(
+        text.contains("# interrupted = [\"SIGTERM\", \"SIGINT\"]\n"),
+        "{text}"
+    );
+    assert!(text.contains(" SIGINT, SIGPIPE, SIGTERM"), "{text}");
+    assert!(
+        stdout.contains("  outputs: words.txt.gz (created, ")
+            && stdout.contains(
+                "  strikes: 2 entries, SIGTERM/SIGINT/SIGKILL at open words.txt.gz, write words.txt.gz\n"
+            ),
+        "{stdout}"
+    );
+    let (code, report) = project.run("gzip-keep");
+    // gzip removes its partial output on SIGTERM and SIGINT, but nothing can after
+    // SIGKILL: at the exit of the open that created it, words.txt.gz is left empty. The
+    // space (9 points) is smaller than the cases, so every point is tried.
+    assert_eq!(code, 1);
+    assert_eq!(report["failure"]["violations"][0][0], "atomic-output");
+    let evidence = report["failure"]["violations"][0][1][0].as_str().unwrap();
+    assert!(
+        evidence.starts_with("words.txt.gz is empty: truncated to 0 of the complete "),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn new_drafts_sed_i_with_its_input_as_output_and_a_glob_for_its_temp_file() {
+    let project = Project::new();
+    let (stdout, text) = project.draft(
+        "sed-in-place",
+        &["fixtures/words.txt"],
+        &["sed", "-i", "s/a/b/", "words.txt"],
+    );
+    let scenario = project.scenario("sed-in-place");
+    // sed -i replaces its input: a setup file, so the output has prior content.
+    assert_eq!(outputs(&scenario), ["words.txt"]);
+    assert_eq!(
+        scenario.expect.clean,
+        [killpoint::scenario::ExitStatus::Code(0)]
+    );
+    // It writes ./sedXXXXXX (mkstemp) and renames it over the input: the temp file is
+    // struck through a glob, the input at its rename; it only reads the input, so no open
+    // of it is struck.
+    assert_eq!(
+        points(&scenario),
+        [
+            "open sed* 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "write sed* 1.. both SIGTERM/SIGINT/SIGKILL",
+            "rename words.txt 1.. both SIGTERM/SIGINT/SIGKILL",
+        ]
+    );
+    assert!(
+        text.contains("    \"words.txt\",  # replaced: a setup file of 160000 bytes, 160000 bytes after the run, renamed into place from sed*\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# --- words.txt: written to a temp file, sed* (`sed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The trace saw no signal handler installed"),
+        "{text}"
+    );
+    assert!(stdout.contains("  strikes: 3 entries, SIGTERM/SIGINT/SIGKILL at open sed*, write sed*, rename words.txt\n"), "{stdout}");
+    let (code, report) = project.run("sed-in-place");
+    // sed has no handler: SIGTERM at a write leaves its temp file (the field suite's
+    // sed-in-place verdict). 15 points, every one tried.
+    assert_eq!(code, 1);
+    assert_eq!(report["failure"]["violations"][0][0], "atomic-output");
+}
+
+#[test]
+fn new_drafts_sort_o_with_strikes_at_its_open_truncate_and_writes() {
+    let project = Project::new();
+    let (_, text) = project.draft(
+        "sort-output",
+        &["fixtures/words.txt"],
+        &["sort", "-o", "out.txt", "words.txt"],
+    );
+    let scenario = project.scenario("sort-output");
+    assert_eq!(outputs(&scenario), ["out.txt"]);
+    assert_eq!(
+        scenario.expect.clean,
+        [killpoint::scenario::ExitStatus::Code(0)]
+    );
+    assert_eq!(
+        points(&scenario),
+        [
+            "open out.txt 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "truncate out.txt 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "write out.txt 1.. both SIGTERM/SIGINT/SIGKILL",
+        ]
+    );
+    assert!(
+        text.contains("    \"out.txt\",  # created, 160000 bytes\n"),
+        "{text}"
+    );
+    let (code, report) = project.run("sort-output");
+    // sort writes out.txt in place and its handler removes only its own temp files.
+    assert_eq!(code, 1);
+    assert_eq!(report["failure"]["violations"][0][0], "atomic-output");
+}
+
+#[test]
+fn new_drafts_tar_cf_of_a_setup_directory() {
+    let project = Project::new();
+    let (_, text) = project.draft(
+        "tar-create",
+        &["fixtures/src"],
+        &["tar", "cf", "out.tar", "src"],
+    );
+    let scenario = project.scenario("tar-create");
+    assert_eq!(outputs(&scenario), ["out.tar"]);
+    assert!(
+        text.contains("\"src\" = { from = \"../fixtures/src\" }\n"),
+        "{text}"
+    );
+    assert_eq!(
+        points(&scenario),
+        [
+            "open out.tar 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "write out.tar 1.. both SIGTERM/SIGINT/SIGKILL",
+        ]
+    );
+    let (code, _) = project.run("tar-create");
+    assert!(code == 0 || code == 1);
+}
+
+#[test]
+fn new_drafts_a_script_beside_the_user_and_leaves_out_a_file_that_differs_between_runs() {
+    let project = Project::new();
+    // A temp file from mktemp (a random name), synced, renamed into place; and a stamp
+    // that no two runs write alike.
+    let script = project.path("bin/writer.sh");
+    fs::create_dir_all(script.parent().unwrap()).unwrap();
+    fs::write(
+        &script,
+        "#!/bin/sh\nt=$(mktemp ./out.json.XXXXXX)\nseq 1 20000 > \"$t\"\nsync \"$t\"\nmv \"$t\" out.json\ndate +%s%N > stamp.txt\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let (stdout, text) = project.draft("writer", &[], &["./bin/writer.sh"]);
+    let scenario = project.scenario("writer");
+    // Run from the scenario's directory, whatever the working directory.
+    assert_eq!(scenario.command[0].raw, "{dir}/../bin/writer.sh");
+    assert_eq!(outputs(&scenario), ["out.json"]);
+    assert_eq!(
+        points(&scenario),
+        [
+            "open out.json.* 1.. exit SIGTERM/SIGINT/SIGKILL",
+            "write out.json.* 1.. both SIGTERM/SIGINT/SIGKILL",
+            "fsync out.json.* 1.. both SIGTERM/SIGINT/SIGKILL",
+            "rename out.json 1.. both SIGTERM/SIGINT/SIGKILL",
+        ]
+    );
+    assert!(
+        stdout.contains("  not an output: stamp.txt: the two runs wrote different bytes, "),
+        "{stdout}"
+    );
+    assert!(
+        text.contains("# Not declared as outputs: stamp.txt: "),
+        "{text}"
+    );
+    let (code, _) = project.run("writer");
+    assert!(code == 0 || code == 1);
+}
+
+#[test]
+fn new_without_outputs_strikes_after_a_delay_and_the_file_passes() {
+    let project = Project::new();
+    let (stdout, text) = project.draft("true", &[], &["true"]);
+    let scenario = project.scenario("true");
+    assert!(scenario.expect.outputs.is_empty());
+    assert!(matches!(
+        scenario.strikes[..],
+        [killpoint::scenario::Strike {
+            at: killpoint::scenario::PointSpec::Delay { .. },
+            ..
+        }]
+    ));
+    assert!(text.contains("\n# outputs = [\"FILE\"]\n"), "{text}");
+    assert!(
+        stdout.contains("  outputs: none (the runs created or replaced no file)\n"),
+        "{stdout}"
+    );
+    let (code, _) = project.run("true");
+    assert_eq!(
+        code, 0,
+        "true holds every promise a scenario without outputs checks"
+    );
+}
+
+#[test]
+fn new_refuses_an_existing_file_without_force() {
+    let project = Project::new();
+    fs::write(project.path("gzip-keep.toml"), "mine\n").unwrap();
+    let args = [
+        "new",
+        "gzip-keep",
+        "--setup",
+        "fixtures/words.txt",
+        "--",
+        "gzip",
+        "-k",
+        "words.txt",
+    ];
+    let out = project.killpoint(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: gzip-keep.toml already exists: give --force to replace it, or --out PATH to write elsewhere\n"
+    );
+    assert_eq!(
+        fs::read_to_string(project.path("gzip-keep.toml")).unwrap(),
+        "mine\n"
+    );
+    let mut forced = args.to_vec();
+    forced.insert(2, "--force");
+    let out = project.killpoint(&forced);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(project.path("gzip-keep.toml")).unwrap();
+    assert!(text.contains("\nname = \"gzip-keep\"\n"), "{text}");
+    // Beside the file it wrote, nothing: no temp file of its own.
+    let mut names: Vec<String> = fs::read_dir(project.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fixtures", "gzip-keep.toml", "scenarios"]);
+}
+
+#[test]
+fn new_fails_with_exit_2_on_a_missing_setup_file_an_unknown_command_a_timeout_or_a_bad_name() {
+    let project = Project::new();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["new", "x", "--setup", "nope.txt", "--", "cat", "nope.txt"],
+            "error: setup file nope.txt: No such file or directory (os error 2)\n",
+        ),
+        (
+            &["new", "x", "--", "no-such-program-kp"],
+            "error: cannot run `no-such-program-kp`: not found on PATH\n",
+        ),
+        (
+            &["new", "x", "--timeout", "300ms", "--", "sleep", "7.3"],
+            "error: `sleep` ran past the timeout (300ms) and was killed: a scenario needs a command that finishes by itself; give --timeout a longer time if it needs one\n",
+        ),
+        (
+            &["new", "a/b", "--", "true"],
+            "error: `a/b` is not a scenario name: letters, digits, `.`, `_` and `-`, beginning with a letter or digit, e.g. gzip-keep\n",
+        ),
+    ];
+    for (args, error) in cases {
+        let out = project.killpoint(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), error, "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!project.path("x.toml").exists(), "{args:?}");
+    }
+    assert!(
+        processes_mentioning("sleep 7.3").is_empty(),
+        "the timed-out command was killed"
+    );
+}
+
+#[test]
+fn sigint_to_killpoint_new_writes_nothing_and_leaves_no_sandbox() {
+    let project = Project::new();
+    let tag = format!("3{}", std::process::id() % 1000);
+    let child = killpoint(&["new", "slow", "--", "sleep", &tag], project.tmp.path())
+        .current_dir(project.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The command itself, not killpoint, whose command line names it too.
+    let sleeping = || {
+        processes_mentioning(&format!("sleep {tag}"))
+            .into_iter()
+            .filter(|(_, c)| c.starts_with("sleep "))
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while sleeping() == 0 {
+        assert!(Instant::now() < until, "the command never started");
+        std::thread::yield_now();
+    }
+    let (status, stdout) = interrupt(child);
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(!project.path("slow.toml").exists());
+    assert_eq!(sleeping(), 0, "the command was killed");
+    let left: Vec<_> = fs::read_dir(project.tmp.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "sandboxes left behind: {left:?}");
+}

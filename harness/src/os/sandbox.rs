@@ -182,6 +182,23 @@ impl Sandbox {
         all
     }
 
+    /// Every regular file in the sandbox, recursively, with its bytes: what `killpoint new`
+    /// compares before and after a run.
+    pub fn files(&self) -> io::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        let mut paths = Vec::new();
+        walk(self.dir.path(), "", &mut |path| {
+            paths.push(path.to_string())
+        });
+        let mut files = std::collections::BTreeMap::new();
+        for path in paths {
+            let full = self.dir.path().join(&path);
+            if fs::symlink_metadata(&full)?.is_file() {
+                files.insert(path, fs::read(&full)?);
+            }
+        }
+        Ok(files)
+    }
+
     /// Keeps the directory on disk and returns its path. Its owner mark goes: a kept
     /// sandbox is the user's, and no later run removes it.
     pub fn keep(self) -> PathBuf {
