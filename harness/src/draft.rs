@@ -785,7 +785,7 @@ fn proposal_notes(proposal: &Proposal) -> Vec<String> {
             .map(|l| format!("{}: {}", l.path, l.why))
             .collect();
         notes.push(format!(
-            "Not declared as outputs: {}. atomic-output compares every case with the uninterrupted run byte for byte, so it cannot judge a file that differs between clean runs; make the program deterministic (a fixed seed, no timestamps) to declare one.",
+            "Not declared as outputs: {}. Compared byte for byte with the uninterrupted run, a file that differs between clean runs would be judged torn in every case. Decide: declare it judged instead, `{{ path = \"FILE\", valid = [\"CMD\", \"{{path}}\"] }}` (a command that exits 0 on a complete file: `sqlite3 {{path}} \"PRAGMA quick_check\"`-like), or `{{ path = \"FILE\", normalize = [\"CMD\"] }}` (both sides piped through it before they are compared: `sed 1d` drops a time stamp on the first line); or make the program deterministic (a fixed seed, no time stamps).",
             files.join("; ")
         ));
     }
@@ -1364,7 +1364,7 @@ mod tests {
                 .expect
                 .outputs
                 .iter()
-                .map(|o| o.as_str())
+                .map(|o| o.path.as_str())
                 .collect::<Vec<_>>(),
             ["in.txt"]
         );

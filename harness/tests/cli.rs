@@ -501,7 +501,12 @@ fn points(scenario: &killpoint::Scenario) -> Vec<String> {
 }
 
 fn outputs(scenario: &killpoint::Scenario) -> Vec<&str> {
-    scenario.expect.outputs.iter().map(|o| o.as_str()).collect()
+    scenario
+        .expect
+        .outputs
+        .iter()
+        .map(|o| o.path.as_str())
+        .collect()
 }
 
 #[test]
