@@ -394,7 +394,15 @@ impl Prepared {
                 shown(spec.command().expect("a judged output has a command")),
                 ended(&finished.status)
             ),
-            output: evidence(finished),
+            // A normalize command's stdout is content, not words: only its stderr speaks.
+            output: match spec.judge {
+                Judge::Normalize(_) => evidence(&Finished {
+                    status: finished.status,
+                    stdout: Vec::new(),
+                    stderr: finished.stderr.clone(),
+                }),
+                _ => evidence(finished),
+            },
         };
         let (state, compared) = match &spec.judge {
             Judge::Golden => {

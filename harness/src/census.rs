@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Capture, Outcome, ProcessInfo, ResumeRecord, SurvivorsRead, sha256_hex};
+use crate::outcome::{
+    Capture, CheckRecord, Outcome, ProcessInfo, ResumeRecord, SurvivorsRead, sha256_hex,
+};
 use crate::syscalls::{Event, SyscallCensus};
 use crate::values::{ExitStatus, Signal, WorkPath};
 
@@ -58,6 +60,8 @@ impl Serialize for Census {
             syscalls: &'a Option<SyscallCensus>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             mark_counts: &'a BTreeMap<String, u64>,
+            #[serde(skip_serializing_if = "<[CheckRecord]>::is_empty")]
+            checks: &'a [CheckRecord],
             #[serde(skip_serializing_if = "Option::is_none")]
             resume: &'a Option<ResumeRecord>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +79,7 @@ impl Serialize for Census {
             survivors: &self.run.survivors,
             syscalls: &self.syscalls,
             mark_counts: &self.mark_counts,
+            checks: &self.run.checks,
             resume: &self.run.resume,
             untraced: &self.untraced,
         }

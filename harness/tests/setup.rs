@@ -367,6 +367,43 @@ fn an_output_that_embeds_a_time_is_compared_once_normalized() {
 }
 
 #[test]
+fn a_normalize_command_that_fails_on_a_torn_file_rejects_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // What gzip -k writes is compared by what it holds; killed after its first write,
+    // the archive cannot be read to its end, and gzip -dc says so.
+    let report = run(&scenario(
+        dir.path(),
+        r#"name = "gzip-normalized"
+command = ["gzip", "-k", "big.txt"]
+[requires]
+gzip = "gzip"
+[setup]
+"big.txt" = { bytes = 1048576, seed = 7 }
+[[strike]]
+signal = "SIGKILL"
+at = { syscall = "write", path = "big.txt.gz", nth = "1", when = "exit" }
+[expect]
+outputs = [{ path = "big.txt.gz", normalize = ["gzip", "-dc"] }]
+violation = "atomic-output"
+"#,
+    ));
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    let census = report.census.as_ref().unwrap();
+    // The golden is what the archive holds: the input itself.
+    let golden = census.golden[&"big.txt.gz".parse().unwrap()]
+        .as_ref()
+        .unwrap();
+    assert_eq!(golden.size, 1_048_576);
+    let failure = report.failure.as_ref().unwrap();
+    let FileState::Rejected { by, output, .. } = &failure.outcome.outputs[0].after else {
+        panic!("{shown}")
+    };
+    assert_eq!(by, "`gzip -dc` ended with exit 1");
+    assert_eq!(output, "gzip: stdin: unexpected end of file");
+}
+
+#[test]
 fn a_checker_or_a_judge_that_cannot_say_is_the_scenarios_error() {
     let dir = tempfile::tempdir().unwrap();
     let with = |expect: &str| {
