@@ -615,6 +615,7 @@ fn every_signal_sent_just_after_a_fork_is_delivered_as_untraced() {
                 after: std::time::Duration::from_secs(3600),
                 clock: killpoint::plan::Clock::Handler(killpoint::Signal::SIGTERM),
             },
+            process: None,
         }],
     };
     let case = traced.run(&plan).unwrap();
@@ -696,6 +697,139 @@ violation = "atomic-output"
     assert!(
         ran.stdout
             .contains("out.txt is empty: truncated to 0 of the complete 50000 bytes"),
+        "{}",
+        ran.stdout
+    );
+}
+
+/// A three-process tree of three programs, each appending three records to a file of its
+/// own, one `write` each: the main process (Python) two to `main.out` before it starts
+/// its children, a `sh` child and a `perl` child at the same time, then its third. It
+/// prints how each child ended and exits 3 if a signal killed one.
+const THREE_WRITERS: &str = r#"import os, subprocess, sys
+
+def append(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(fd, text.encode())
+    os.close(fd)
+
+append("main.out", "main 1\n")
+append("main.out", "main 2\n")
+children = [
+    ("sh", subprocess.Popen(["sh", "-c", 'for i in 1 2 3; do echo "sh $i" >> sh.out; done'])),
+    ("perl", subprocess.Popen(["perl", "-e", 'open(my $f, ">>", "perl.out") or die; syswrite($f, "perl $_\n") for 1..3'])),
+]
+codes = [(name, child.pid, child.wait()) for name, child in children]
+append("main.out", "main 3\n")
+for name, pid, code in codes:
+    print(f"{name} pid {pid}: {code}")
+sys.exit(3 if any(code < 0 for _, _, code in codes) else 0)
+"#;
+
+/// The traced process of `outcome` whose program is `program`.
+fn process_running<'a>(outcome: &'a Value, program: &str) -> &'a Value {
+    let processes = outcome["processes"].as_array().unwrap();
+    let found: Vec<&Value> = processes
+        .iter()
+        .filter(|p| p["program"] == program)
+        .collect();
+    assert_eq!(found.len(), 1, "one {program} process in {processes:#?}");
+    found[0]
+}
+
+/// The done-when test of `process`: a syscall strike limited to one program of a
+/// three-process tree counts only that program's calls and signals only it.
+#[test]
+fn a_syscall_strike_limited_to_a_program_lands_at_its_own_nth_call_and_strikes_only_it() {
+    let dir = scenario_dir();
+    fs::write(dir.path().join("three_writers.py"), THREE_WRITERS).unwrap();
+    let ran = strike(
+        dir.path(),
+        "three-writers",
+        r#"command = ["{python}", "{dir}/three_writers.py"]
+[requires]
+perl = "perl-base"
+[[strike]]
+signal = "SIGTERM"
+process = "sh"
+at = { syscall = "write", path = "*.out", nth = 2 }
+[expect]
+interrupted = [3]
+"#,
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let case = case(&ran);
+    let outcome = &case["outcome"];
+    assert_eq!(outcome["status"], 3, "{outcome}");
+    let stdout = outcome["stdout"]["text"].as_str().unwrap();
+    let pid_of = |name: &str, code: &str| -> i64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} pid ")))
+            .unwrap_or_else(|| panic!("{name} in {stdout}"));
+        assert!(line.ends_with(&format!(": {code}")), "{line}");
+        line[format!("{name} pid ").len()..line.find(':').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    let sh = pid_of("sh", "-15");
+    let perl = pid_of("perl", "0");
+
+    // The plan carries the process, and so does what became of the strike.
+    assert_eq!(
+        case["plan"]["strikes"][0]["process"], "sh",
+        "{}",
+        case["plan"]
+    );
+    let strike = &outcome["strikes"][0];
+    assert_eq!(strike["process"], "sh");
+    assert_eq!(strike["struck"]["pid"], sh, "{strike}");
+    assert_eq!(strike["struck"]["program"], "sh", "{strike}");
+    let hit = &strike["hit"];
+    assert_eq!(hit["pid"], sh, "the call sh made: {hit}");
+    assert_eq!(hit["what"]["name"], "write");
+    assert_eq!(hit["what"]["paths"][0], "sh.out");
+    assert!(strike["sent_at"].is_number(), "{strike}");
+
+    // sh died just before its second record; the others wrote all of theirs, the main
+    // process its two before the children (the tree's first and second writes to *.out).
+    let sandbox = Path::new(case["sandbox"].as_str().unwrap());
+    let read = |name: &str| fs::read_to_string(sandbox.join(name)).unwrap();
+    assert_eq!(read("sh.out"), "sh 1\n");
+    assert_eq!(read("perl.out"), "perl 1\nperl 2\nperl 3\n");
+    assert_eq!(read("main.out"), "main 1\nmain 2\nmain 3\n");
+
+    // Only sh was signalled: the tracer saw one SIGTERM delivered to it, none to the
+    // others (SIGCHLD aside).
+    let sh_traced = process_running(outcome, "sh");
+    assert_eq!(sh_traced["pid"], sh);
+    assert_eq!(sh_traced["status"], "SIGTERM");
+    let signals = sh_traced["signals"].as_array().unwrap();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert_eq!(signals[0]["signal"], "SIGTERM");
+    assert_eq!(signals[0]["handled"], false);
+    let perl_traced = process_running(outcome, "perl");
+    assert_eq!(perl_traced["pid"], perl);
+    assert_eq!(perl_traced["status"], 0);
+    assert!(perl_traced.get("signals").is_none(), "{perl_traced}");
+    let main = &outcome["processes"][0];
+    assert!(main["parent"].is_null(), "{main}");
+    assert!(
+        main["program"].as_str().unwrap().starts_with("python"),
+        "{main}"
+    );
+    assert!(main.get("signals").is_none(), "{main}");
+
+    assert!(
+        ran.stdout
+            .contains("plan: SIGTERM at the entry of write #2 to *.out in `sh`"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains(&format!(
+            "  struck: SIGTERM at the entry of write #2 to sh.out (5 bytes at offset 0), in pid {sh} (sh)\n"
+        )),
         "{}",
         ran.stdout
     );
