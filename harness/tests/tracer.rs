@@ -834,3 +834,216 @@ interrupted = [3]
         ran.stdout
     );
 }
+
+/// Runs `true` to its end, starts two `cat`s one after the other, each echoing a line
+/// back (a real event after its exec: the tracer has seen the exec by then; a `cat`
+/// struck first echoes nothing), installs a SIGTERM handler (a no-op) and makes the probe
+/// mark `go`: every delay strike due by then has been dealt with when it returns. Then
+/// it ends each `cat`'s input and prints how each ended.
+const TWO_CATS: &str = r#"import os, signal, subprocess, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import killpoint_probe
+
+subprocess.run(["true"], check=True)
+cats = []
+for i in (1, 2):
+    cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = f"cat {i}\n".encode()
+    try:
+        cat.stdin.write(line)
+        cat.stdin.flush()
+    except BrokenPipeError:
+        pass
+    cat.stdout.readline()
+    cats.append(cat)
+signal.signal(signal.SIGTERM, lambda *_: None)
+killpoint_probe.mark("go")
+for i, cat in enumerate(cats, 1):
+    try:
+        cat.stdin.close()
+    except BrokenPipeError:
+        pass
+    cat.stdout.read()
+    print(f"cat {i} pid {cat.pid}: {cat.wait()}")
+"#;
+
+/// The two-`cat` target as a scenario with these strike entries, prepared: its census run.
+fn two_cats(dir: &Path, strikes: &str) -> killpoint::Cases {
+    fs::write(dir.join("two_cats.py"), TWO_CATS).unwrap();
+    let file = dir.join("two-cats.toml");
+    let text = format!(
+        r#"name = "two-cats"
+command = ["{{python}}", "{{dir}}/two_cats.py"]
+{strikes}
+[expect]
+interrupted = [0]
+"#
+    );
+    let mut scenario = killpoint::Scenario::parse(&text, &file).unwrap();
+    scenario.source = Some(file);
+    scenario
+        .prepare()
+        .unwrap_or_else(|e| panic!("the uninterrupted run failed: {e}"))
+}
+
+/// One SIGTERM after `after`, counted from `clock`, to `process`.
+fn delay_plan(clock: killpoint::plan::Clock, process: &str) -> killpoint::Plan {
+    killpoint::Plan {
+        strikes: vec![killpoint::plan::PlannedStrike {
+            signal: killpoint::Signal::SIGTERM,
+            to: killpoint::scenario::Recipient::Process,
+            point: killpoint::plan::Point::Delay {
+                after: std::time::Duration::ZERO,
+                clock,
+            },
+            process: Some(process.parse().unwrap()),
+        }],
+    }
+}
+
+/// The pid and status the two-`cat` target printed for cat `i`.
+fn cat_ended(outcome: &killpoint::Outcome, i: usize) -> (i32, String) {
+    let prefix = format!("cat {i} pid ");
+    let line = outcome
+        .stdout
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("cat {i} in {}", outcome.stdout.text));
+    let (pid, status) = line.split_once(": ").unwrap();
+    (pid.parse().unwrap(), status.to_string())
+}
+
+#[test]
+fn a_delay_strike_limited_to_a_program_hits_the_first_of_its_processes_alive() {
+    let dir = scenario_dir();
+    let cases = two_cats(
+        dir.path(),
+        r#"[[strike]]
+signal = "SIGTERM"
+process = "cat"
+at = { after = "0ms" }
+[[strike]]
+signal = "SIGTERM"
+process = "true"
+at = { after = "0ms" }"#,
+    );
+    let handler = killpoint::plan::Clock::Handler(killpoint::Signal::SIGTERM);
+
+    // Due once the SIGTERM handler is in place: both cats are alive, waiting for their
+    // input, and the first one started is struck.
+    let case = cases.run(&delay_plan(handler.clone(), "cat")).unwrap();
+    let outcome = &case.outcome;
+    assert!(case.held(), "{}", cases.text(&case));
+    let (first, first_status) = cat_ended(outcome, 1);
+    let (second, second_status) = cat_ended(outcome, 2);
+    assert_eq!(
+        (first_status.as_str(), second_status.as_str()),
+        ("-15", "0")
+    );
+    let record = &outcome.strikes[0];
+    assert!(record.sent_at.is_some() && !record.unmatched, "{record:?}");
+    let struck = record.struck.as_ref().unwrap();
+    assert_eq!((struck.pid, struck.program.as_str()), (first, "cat"));
+    let traced = |pid: i32| outcome.processes.iter().find(|p| p.pid == pid).unwrap();
+    let signals = |pid: i32| -> Vec<String> {
+        traced(pid)
+            .signals
+            .iter()
+            .map(|d| d.signal.to_string())
+            .collect()
+    };
+    assert_eq!(signals(first), ["SIGTERM"]);
+    assert_eq!(signals(second), Vec::<String>::new());
+    assert_eq!(signals(outcome.processes[0].pid), Vec::<String>::new());
+    assert!(traced(first).started_at < traced(second).started_at);
+    let text = cases.text(&case);
+    let struck_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("struck: SIGTERM at "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        struck_line.ends_with(&format!(
+            " ms, pid {first} (cat), the first `cat` process alive"
+        )),
+        "{text}"
+    );
+
+    // `true` ran and ended before the handler was installed: no process of it is alive
+    // when the strike is due, so it is not sent, and says why.
+    let case = cases.run(&delay_plan(handler, "true")).unwrap();
+    let outcome = &case.outcome;
+    let record = &outcome.strikes[0];
+    assert!(record.unmatched, "{record:?}");
+    assert_eq!((record.sent_at, &record.struck), (None, &None));
+    assert_eq!(case.summary().landed, 0);
+    assert_eq!(cat_ended(outcome, 1).1, "0");
+    assert_eq!(cat_ended(outcome, 2).1, "0");
+    assert!(outcome.processes.iter().all(|p| p.signals.is_empty()));
+    assert!(
+        cases
+            .text(&case)
+            .contains("not struck: no `true` process was alive when it was due"),
+        "{}",
+        cases.text(&case)
+    );
+}
+
+#[test]
+fn a_delay_after_exec_counts_from_the_first_exec_of_the_program() {
+    let dir = scenario_dir();
+    let cases = two_cats(
+        dir.path(),
+        r#"[[strike]]
+signal = "SIGTERM"
+process = "cat"
+at = { after_exec = "cat", after = "0ms" }"#,
+    );
+    let exec = killpoint::plan::Clock::Exec("cat".parse().unwrap());
+    let case = cases.run(&delay_plan(exec, "cat")).unwrap();
+    let outcome = &case.outcome;
+    assert!(case.held(), "{}", cases.text(&case));
+    let (first, status) = cat_ended(outcome, 1);
+    assert_eq!(status, "-15");
+    assert_eq!(cat_ended(outcome, 2).1, "0");
+    let record = &outcome.strikes[0];
+    assert_eq!(record.struck.as_ref().unwrap().pid, first);
+    // The clock started at the first cat's exec: after `true` had come and gone, after
+    // the first cat was forked, no later than the exec event the tracer recorded.
+    let started = record.clock_started_at.unwrap();
+    let traced = |program: &str| -> Vec<&killpoint::syscalls::TracedProcess> {
+        outcome
+            .processes
+            .iter()
+            .filter(|p| p.program == program)
+            .collect()
+    };
+    let true_ended = traced("true")[0].exited_at.unwrap();
+    let cat = traced("cat")[0];
+    assert_eq!(cat.pid, first, "the first cat started");
+    assert!(true_ended <= started, "{true_ended:?} {started:?}");
+    assert!(
+        cat.started_at <= started,
+        "{:?} {started:?}",
+        cat.started_at
+    );
+    let exec_event = outcome
+        .trace
+        .iter()
+        .find(|p| p.pid == first)
+        .and_then(|p| {
+            // Before the first strike, or just after it: the strike may be sent before
+            // the tracer has written the exec down.
+            p.before
+                .iter()
+                .chain(&p.after)
+                .find(|e| matches!(e.what, killpoint::syscalls::What::Exec { .. }))
+        })
+        .unwrap_or_else(|| panic!("cat's exec in {:#?}", outcome.trace));
+    assert!(started <= exec_event.at, "{started:?} {:?}", exec_event.at);
+    assert!(record.sent_at.unwrap() >= started);
+    assert_eq!(
+        case.plan.to_string(),
+        "SIGTERM to the first `cat` process alive 0.000 ms after the first exec of `cat`"
+    );
+}

@@ -414,9 +414,12 @@ impl State {
     }
 
     /// Reads the marks the target has made, strikes at the one a probe strike is due at,
-    /// and lets each `mark` call return.
+    /// and lets each `mark` call return. A delay strike due by then is sent first: the
+    /// target cannot get past a mark made after a delay's moment (its clock's event, a
+    /// handler or an exec, seen before the mark) without that strike.
     fn serve_marks(&mut self) {
         for line in self.probe.read_lines() {
+            self.fire_due_strikes();
             let mark = Mark::parse(&line, self.now());
             self.strike_at_mark(&mark.name);
             if self.marks.len() < MARK_CAP {
