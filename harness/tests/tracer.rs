@@ -704,8 +704,9 @@ violation = "atomic-output"
 
 /// A three-process tree of three programs, each appending three records to a file of its
 /// own, one `write` each: the main process (Python) two to `main.out` before it starts
-/// its children, a `sh` child and a `perl` child at the same time, then its third. It
-/// prints how each child ended and exits 3 if a signal killed one.
+/// its children, a `sh` child (in a process group of its own with `--own-group`) and a
+/// `perl` child at the same time, then its third. It prints how each child ended and
+/// exits 3 if a signal killed one.
 const THREE_WRITERS: &str = r#"import os, subprocess, sys
 
 def append(path, text):
@@ -716,7 +717,8 @@ def append(path, text):
 append("main.out", "main 1\n")
 append("main.out", "main 2\n")
 children = [
-    ("sh", subprocess.Popen(["sh", "-c", 'for i in 1 2 3; do echo "sh $i" >> sh.out; done'])),
+    ("sh", subprocess.Popen(["sh", "-c", 'for i in 1 2 3; do echo "sh $i" >> sh.out; done'],
+                            process_group=0 if "--own-group" in sys.argv else None)),
     ("perl", subprocess.Popen(["perl", "-e", 'open(my $f, ">>", "perl.out") or die; syswrite($f, "perl $_\n") for 1..3'])),
 ]
 codes = [(name, child.pid, child.wait()) for name, child in children]
@@ -1046,4 +1048,108 @@ at = { after_exec = "cat", after = "0ms" }"#,
         case.plan.to_string(),
         "SIGTERM to the first `cat` process alive 0.000 ms after the first exec of `cat`"
     );
+}
+
+/// `to = "group"` with `process`: the group of the process struck. A `sh` in a group of
+/// its own takes the signal alone; one in the target's group takes it with the whole tree.
+#[test]
+fn a_group_strike_limited_to_a_program_goes_to_that_processs_own_group() {
+    let dir = scenario_dir();
+    fs::write(dir.path().join("three_writers.py"), THREE_WRITERS).unwrap();
+    let scenario = |args: &str| {
+        format!(
+            r#"command = ["{{python}}", "{{dir}}/three_writers.py"{args}]
+[requires]
+perl = "perl-base"
+[[strike]]
+signal = "SIGTERM"
+process = "sh"
+to = "group"
+at = {{ syscall = "write", path = "sh.out", nth = 2 }}
+[expect]
+interrupted = [3]
+"#
+        )
+    };
+    let ran = strike(dir.path(), "own-group", &scenario(r#", "--own-group""#));
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], 3, "{outcome}");
+    let sh = process_running(outcome, "sh");
+    assert_eq!(sh["status"], "SIGTERM");
+    assert_eq!(outcome["strikes"][0]["struck"]["pid"], sh["pid"]);
+    assert!(process_running(outcome, "perl").get("signals").is_none());
+    assert!(outcome["processes"][0].get("signals").is_none());
+    assert!(
+        ran.stdout.contains(
+            "plan: SIGTERM to the process group of the `sh` process at the entry of write #2 to sh.out in `sh`"
+        ),
+        "{}",
+        ran.stdout
+    );
+
+    // In the target's group, the main process takes it too, and dies of it.
+    let ran = strike(dir.path(), "shared-group", &scenario(""));
+    assert_eq!(ran.code, 1, "exit-code: {}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], "SIGTERM", "{outcome}");
+    assert_eq!(process_running(outcome, "sh")["status"], "SIGTERM");
+    let main = &outcome["processes"][0];
+    assert_eq!(main["signals"][0]["signal"], "SIGTERM", "{main}");
+}
+
+/// A failure found in one program's calls shrinks within them, is recorded with them, and
+/// reruns there: the plan carries the process.
+#[test]
+fn a_failure_in_one_programs_calls_shrinks_is_recorded_and_reproduces_in_that_program() {
+    let dir = scenario_dir();
+    fs::write(dir.path().join("three_writers.py"), THREE_WRITERS).unwrap();
+    let file = dir.path().join("sh-out.toml");
+    fs::write(
+        &file,
+        r#"name = "sh-out"
+command = ["{python}", "{dir}/three_writers.py"]
+[requires]
+perl = "perl-base"
+[[strike]]
+signal = "SIGTERM"
+process = "sh"
+at = { syscall = "write", path = "*.out" }
+[expect]
+interrupted = [3]
+outputs = ["sh.out"]
+"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    // Two cases of sh's three writes: sampled, so the failure is seeded and shrunk. Every
+    // write shows sh.out torn (`>>` creates it first), so shrinking reaches write #1.
+    let found = campaign(&[file, "--seed", "3", "--cases", "2"]);
+    assert_eq!(found.code, 1, "{}{}", found.stdout, found.stderr);
+    let failure = &found.json["scenarios"][0]["failure"];
+    let minimal = failure["case_id"].as_str().unwrap();
+    let plan = &failure["plan"]["strikes"][0];
+    assert_eq!(plan["process"], "sh", "{plan}");
+    assert_eq!(plan["point"]["nth"], 1, "{plan}");
+    let original = found.json["scenarios"][0]["shrink"]["from"]
+        .as_str()
+        .unwrap();
+    assert_ne!(original, minimal, "it was shrunk");
+    let regressions = fs::read_to_string(dir.path().join("sh-out.regressions")).unwrap();
+    assert!(
+        regressions.contains(&format!(
+            "\n{minimal} # shrinks to: SIGTERM at the entry of write #1 to *.out in `sh` (atomic-output)\n"
+        )),
+        "{regressions}"
+    );
+    let ran = repro(file, minimal);
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    let case = case(&ran);
+    assert_eq!(case["plan"], failure["plan"]);
+    assert_eq!(case["violations"], failure["violations"]);
+    let strike = &case["outcome"]["strikes"][0];
+    assert_eq!(strike["struck"]["program"], "sh", "{strike}");
+    assert_eq!(strike["hit"]["what"]["paths"][0], "sh.out", "{strike}");
+    let sandbox = Path::new(case["sandbox"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(sandbox.join("sh.out")).unwrap(), "");
 }
