@@ -82,6 +82,7 @@ fn main() {
                 nth,
                 when,
             },
+            process: None,
         }],
     };
     let none = Plan { strikes: vec![] };

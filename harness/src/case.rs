@@ -552,6 +552,7 @@ impl Prepared {
                         path: path.clone(),
                         nth: *nth,
                         when: *when,
+                        process: strike.process.clone(),
                     });
                 }
                 Point::Delay {

@@ -1216,7 +1216,7 @@ mod tests {
         for (seq, (class, paths)) in calls.iter().enumerate() {
             let mut call = Call::naming(*class, paths[0]);
             call.paths = paths.iter().map(|p| p.to_string()).collect();
-            census.add_call(&call, seq as u64 + 1);
+            census.add_call(&call, seq as u64 + 1, 10, "prog");
         }
         census
     }
@@ -1571,6 +1571,7 @@ mod tests {
             pid: 10,
             parent: None,
             command: "gzip".into(),
+            program: "gzip".into(),
             threads: 0,
             status: Some(ExitStatus::Code(0)),
             started_at: Duration::ZERO,

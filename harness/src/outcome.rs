@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Point;
-use crate::strike::Recipient;
+use crate::strike::{ProcessSelector, Recipient};
 use crate::syscalls::{Event, TracedProcess};
 use crate::values::{ExitStatus, Signal, WorkPath};
 
@@ -226,6 +226,10 @@ pub struct StrikeRecord {
     pub to: Recipient,
     /// Where it was planned to land.
     pub point: Point,
+    /// The process it was planned to hit (`None`: the main process, or for a syscall
+    /// point whichever process made the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSelector>,
     /// For a delay: when its clock started (spawn, or the moment the handler was seen).
     #[serde(
         default,
@@ -250,6 +254,23 @@ pub struct StrikeRecord {
     /// For a syscall strike: the call it landed at, as the tracer saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hit: Option<Event>,
+    /// The process the signal was sent to (with `to = "group"`: the process whose group
+    /// it went to): the one that made the call a syscall strike landed at, the main
+    /// process for a delay or probe strike, unless the strike's `process` chose another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub struck: Option<StruckProcess>,
+    /// A delay strike limited to a program found no process running it alive when it was
+    /// due: it was not sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmatched: bool,
+}
+
+/// A process a strike's signal was sent to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StruckProcess {
+    pub pid: i32,
+    /// The name of the program it ran then (see [`crate::scenario::ProgramGlob`]).
+    pub program: String,
 }
 
 impl StrikeRecord {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::strike::Recipient;
+use crate::strike::{ProcessSelector, Recipient};
 use crate::syscalls::{SyscallClass, When};
-use crate::values::{PathGlob, Signal};
+use crate::values::{PathGlob, ProgramGlob, Signal};
 
 /// The strikes of one case, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,11 @@ pub struct PlannedStrike {
     pub signal: Signal,
     pub to: Recipient,
     pub point: Point,
+    /// The process it hits, from its `[[strike]]` entry: whose calls a syscall point
+    /// counts, which process a delay's signal goes to. `None`: the whole tree's calls, the
+    /// main process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSelector>,
 }
 
 /// Where a strike lands.
@@ -49,7 +54,7 @@ pub enum Point {
 }
 
 /// What a delay is counted from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Clock {
     /// From the spawn of the target.
@@ -58,6 +63,9 @@ pub enum Clock {
     /// one; counting from there keeps strikes out of the exec-to-main window, where no
     /// program can have a handler yet.
     Handler(Signal),
+    /// From the first exec of a program whose name matches, anywhere in the tree, as the
+    /// tracer sees its exec event.
+    Exec(ProgramGlob),
     /// From the moment the strike before it in the plan was sent.
     Previous,
 }
@@ -72,8 +80,21 @@ impl PlannedStrike {
 impl fmt::Display for PlannedStrike {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.signal)?;
-        if self.to == Recipient::Group {
-            f.write_str(" to the process group")?;
+        // A syscall point's process is the one that made the call, named after the call.
+        let syscall = self.is_syscall();
+        let chosen = match (&self.process, syscall) {
+            (None, _) => None,
+            (Some(ProcessSelector::Main), _) => Some("the main process".to_string()),
+            (Some(ProcessSelector::Program(glob)), true) => Some(format!("the `{glob}` process")),
+            (Some(ProcessSelector::Program(glob)), false) => {
+                Some(format!("the first `{glob}` process alive"))
+            }
+        };
+        match (self.to, chosen) {
+            (Recipient::Group, None) => f.write_str(" to the process group")?,
+            (Recipient::Group, Some(chosen)) => write!(f, " to the process group of {chosen}")?,
+            (Recipient::Process, Some(chosen)) if !syscall => write!(f, " to {chosen}")?,
+            (Recipient::Process, _) => {}
         }
         match &self.point {
             Point::Delay { after, clock } => {
@@ -84,6 +105,7 @@ impl fmt::Display for PlannedStrike {
                         f.write_str("after its handler was installed")
                     }
                     Clock::Handler(s) => write!(f, "after the {s} handler was installed"),
+                    Clock::Exec(glob) => write!(f, "after the first exec of `{glob}`"),
                     Clock::Previous => f.write_str("after the strike before"),
                 }
             }
@@ -97,7 +119,11 @@ impl fmt::Display for PlannedStrike {
                 if let Some(path) = path {
                     write!(f, " to {path}")?;
                 }
-                Ok(())
+                match &self.process {
+                    None => Ok(()),
+                    Some(ProcessSelector::Main) => f.write_str(" in the main process"),
+                    Some(ProcessSelector::Program(glob)) => write!(f, " in `{glob}`"),
+                }
             }
             Point::Probe { name, nth } => write!(f, " at probe mark `{name}` #{nth}"),
         }

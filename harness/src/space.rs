@@ -23,7 +23,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use crate::census::Census;
 use crate::plan::{CaseId, Clock, Move, Moves, Plan, PlannedStrike, Point, splitmix64};
 use crate::scenario::Scenario;
-use crate::strike::{PointSpec, Recipient};
+use crate::strike::{PointSpec, ProcessSelector, Recipient};
 use crate::syscalls::{SyscallClass, When};
 use crate::values::{DelayRange, PathGlob, Signal};
 
@@ -42,6 +42,7 @@ pub struct StrikeSpace {
 #[derive(Debug, Clone)]
 struct EntrySpace {
     to: Recipient,
+    process: Option<ProcessSelector>,
     /// Plainest first.
     signals: Vec<Signal>,
     points: PointSpace,
@@ -69,7 +70,7 @@ impl EntrySpace {
         let (to, signal_index, signal) = (self.to, signal, self.signals[signal]);
         let point = match &self.points {
             PointSpace::Delay(per_signal) => {
-                let (clock, range) = per_signal[signal_index];
+                let (clock, range) = per_signal[signal_index].clone();
                 let span = range.end.saturating_sub(range.start).as_nanos() as u64;
                 let after = range.start
                     + Duration::from_nanos(
@@ -93,7 +94,12 @@ impl EntrySpace {
                 nth: index,
             },
         };
-        PlannedStrike { signal, to, point }
+        PlannedStrike {
+            signal,
+            to,
+            point,
+            process: self.process.clone(),
+        }
     }
 
     /// The counted points' range and how many sides each has; `None` for delays, which
@@ -143,10 +149,11 @@ impl StrikeSpace {
             let mut signals = spec.signal.0.clone();
             signals.sort_by_key(|s| s.plainness());
             signals.dedup();
-            let points =
-                points(&spec.at, &signals, census).map_err(|e| format!("strike[{i}]: {e}"))?;
+            let points = points(&spec.at, spec.process.as_ref(), &signals, census)
+                .map_err(|e| format!("strike[{i}]: {e}"))?;
             entries.push(EntrySpace {
                 to: spec.to,
+                process: spec.process.clone(),
                 signals,
                 points,
             });
@@ -210,12 +217,35 @@ impl StrikeSpace {
     }
 }
 
+/// The programs the uninterrupted run exec'd, for an error that says what it ran instead.
+fn programs_run(census: &Census) -> String {
+    let mut names: Vec<&str> = census
+        .syscalls
+        .iter()
+        .flat_map(|s| s.execs.iter().map(|e| e.program.as_str()))
+        .collect();
+    names.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(*n));
+    if names.is_empty() {
+        "no program was seen".into()
+    } else {
+        format!("it ran {}", names.join(", "))
+    }
+}
+
 /// The points one strike entry allows, per signal.
-fn points(at: &PointSpec, signals: &[Signal], census: &Census) -> Result<PointSpace, String> {
+fn points(
+    at: &PointSpec,
+    process: Option<&ProcessSelector>,
+    signals: &[Signal],
+    census: &Census,
+) -> Result<PointSpace, String> {
     match at {
         PointSpec::Delay {
             after,
             after_handler,
+            after_exec,
         } => {
             if let Some(handler) = after_handler
                 && !census.handlers.contains_key(handler)
@@ -224,23 +254,55 @@ fn points(at: &PointSpec, signals: &[Signal], census: &Census) -> Result<PointSp
                     "`after_handler = \"{handler}\"`, but the uninterrupted run never installed a {handler} handler in its main process"
                 ));
             }
+            let untraced =
+                || "the census was not traced, so it cannot tell which programs ran".to_string();
+            if let Some(ProcessSelector::Program(glob)) = process {
+                let syscalls = census.syscalls.as_ref().ok_or_else(untraced)?;
+                if !syscalls.ran(glob) {
+                    return Err(format!(
+                        "`process = \"{glob}\"`, but the uninterrupted run never ran a program matching it ({})",
+                        programs_run(census)
+                    ));
+                }
+            }
+            let exec_at = match after_exec {
+                Some(glob) => {
+                    let syscalls = census.syscalls.as_ref().ok_or_else(untraced)?;
+                    let Some(exec) = syscalls.first_exec(glob) else {
+                        return Err(format!(
+                            "`after_exec = \"{glob}\"`, but the uninterrupted run never exec'd a program matching it ({})",
+                            programs_run(census)
+                        ));
+                    };
+                    Some((glob, exec.at))
+                }
+                None => None,
+            };
             let per_signal = signals
                 .iter()
                 .map(|&signal| {
-                    let clock = match after_handler {
-                        Some(handler) => Clock::Handler(*handler),
-                        None if signal.is_catchable() && census.handlers.contains_key(&signal) => {
+                    let clock = match (exec_at, after_handler) {
+                        (Some((glob, _)), _) => Clock::Exec(glob.clone()),
+                        (None, Some(handler)) => Clock::Handler(*handler),
+                        (None, None)
+                            if signal.is_catchable() && census.handlers.contains_key(&signal) =>
+                        {
                             Clock::Handler(signal)
                         }
-                        None => Clock::Spawn,
+                        (None, None) => Clock::Spawn,
                     };
-                    let from = match clock {
-                        Clock::Handler(s) => s,
-                        _ => signal,
+                    // By default, the rest of the census's run from where the clock starts.
+                    let span = match (&clock, exec_at) {
+                        (Clock::Exec(_), Some((_, at))) => census
+                            .duration()
+                            .saturating_sub(at)
+                            .max(Duration::from_millis(1)),
+                        (Clock::Handler(s), _) => census.default_span(*s),
+                        _ => census.default_span(signal),
                     };
                     let range = after.unwrap_or(DelayRange {
                         start: Duration::ZERO,
-                        end: census.default_span(from),
+                        end: span,
                     });
                     (clock, range)
                 })
@@ -253,21 +315,32 @@ fn points(at: &PointSpec, signals: &[Signal], census: &Census) -> Result<PointSp
                     "the census was not traced, so syscall points cannot be planned".into(),
                 );
             };
-            let count = syscalls.count(p.syscall, p.path.as_ref());
-            let what = match &p.path {
-                Some(path) => format!("{} call naming `{path}`", p.syscall),
-                None => format!("{} call", p.syscall),
+            let count = syscalls.count_in(p.syscall, p.path.as_ref(), process);
+            let what = |calls: &str| {
+                let mut what = match &p.path {
+                    Some(path) => format!("{} {calls} naming `{path}`", p.syscall),
+                    None => format!("{} {calls}", p.syscall),
+                };
+                match process {
+                    None => {}
+                    Some(ProcessSelector::Main) => what.push_str(" in its main process"),
+                    Some(ProcessSelector::Program(glob)) => {
+                        what.push_str(&format!(" in a `{glob}` process"))
+                    }
+                }
+                what
             };
             let Some((first, last)) = p.nth.resolve(count) else {
                 return Err(if count == 0 {
                     format!(
-                        "the uninterrupted run made no {what}: nothing to strike (`killpoint trace -- COMMAND` lists the calls it makes)"
+                        "the uninterrupted run made no {}: nothing to strike (`killpoint trace -- COMMAND` lists the calls it makes)",
+                        what("call")
                     )
                 } else {
                     format!(
-                        "`nth = \"{}\"` selects no call: the uninterrupted run made {count} {what}{}",
+                        "`nth = \"{}\"` selects no call: the uninterrupted run made {count} {}",
                         p.nth,
-                        if count == 1 { "" } else { "s" }
+                        what(if count == 1 { "call" } else { "calls" })
                     )
                 });
             };
@@ -401,13 +474,61 @@ pub(crate) mod testing {
     }
 
     pub fn traced(calls: &[(SyscallClass, &str, u64)]) -> Census {
+        let by_main: Vec<_> = calls
+            .iter()
+            .map(|&(class, path, count)| (class, path, count, MAIN, "target"))
+            .collect();
+        traced_tree(&by_main)
+    }
+
+    /// The main process's pid in [`traced_tree`].
+    pub const MAIN: i32 = 100;
+
+    /// A census of calls made by processes (pid, program); pid [`MAIN`] is the target's
+    /// main process, exec'd as `target`, and every program is exec'd at 10 ms times the
+    /// order it first appears in.
+    pub fn traced_tree(calls: &[(SyscallClass, &str, u64, i32, &str)]) -> Census {
+        use crate::syscalls::{ExecSeen, TracedProcess};
         let mut census = census(100, Some(1));
         let mut syscalls = crate::syscalls::SyscallCensus::default();
+        let process = |pid: i32, program: &str| TracedProcess {
+            pid,
+            parent: (pid != MAIN).then_some(MAIN),
+            command: program.into(),
+            program: program.into(),
+            threads: 0,
+            status: None,
+            started_at: Duration::ZERO,
+            exited_at: None,
+            signals: Vec::new(),
+        };
+        syscalls.processes.push(process(MAIN, "target"));
+        syscalls.execs.push(ExecSeen {
+            pid: MAIN,
+            program: "target".into(),
+            at: Duration::ZERO,
+        });
         let mut seq = 0;
-        for &(class, path, count) in calls {
+        for &(class, path, count, pid, program) in calls {
+            if !syscalls.processes.iter().any(|p| p.pid == pid) {
+                syscalls.processes.push(process(pid, program));
+            }
+            if !syscalls.execs.iter().any(|e| e.program == program) {
+                let at = Duration::from_millis(10 * syscalls.execs.len() as u64);
+                syscalls.execs.push(ExecSeen {
+                    pid,
+                    program: program.into(),
+                    at,
+                });
+            }
             for _ in 0..count {
                 seq += 1;
-                syscalls.add_call(&crate::syscalls::Call::naming(class, path), seq);
+                syscalls.add_call(
+                    &crate::syscalls::Call::naming(class, path),
+                    seq,
+                    pid,
+                    program,
+                );
             }
         }
         census.syscalls = Some(syscalls);
@@ -427,8 +548,8 @@ mod tests {
     }
 
     fn delay(strike: &PlannedStrike) -> (Duration, Clock) {
-        match strike.point {
-            Point::Delay { after, clock } => (after, clock),
+        match &strike.point {
+            Point::Delay { after, clock } => (*after, clock.clone()),
             _ => panic!("a delay: {strike}"),
         }
     }
@@ -584,6 +705,126 @@ mod tests {
             scenario("[[strike]]\nsignal = \"SIGTERM\"\nat = { after_handler = \"SIGINT\" }\n");
         let e = StrikeSpace::new(&handler, &census).unwrap_err();
         assert!(e.contains("never installed a SIGINT handler"), "{e}");
+    }
+
+    #[test]
+    fn a_syscall_point_limited_to_a_program_ranges_over_that_programs_calls() {
+        use super::testing::{MAIN, traced_tree};
+        let s = scenario(
+            "[[strike]]\nsignal = \"SIGTERM\"\nprocess = \"sh\"\nat = { syscall = \"write\", path = \"*.out\" }\n",
+        );
+        let census = traced_tree(&[
+            (SyscallClass::Write, "main.out", 2, MAIN, "target"),
+            (SyscallClass::Write, "sh.out", 3, 101, "sh"),
+            (SyscallClass::Write, "perl.out", 3, 102, "perl"),
+        ]);
+        let space = StrikeSpace::new(&s, &census).unwrap();
+        assert_eq!(space.size(), Some(3), "sh's 3 writes, not the tree's 8");
+        let listed: Vec<String> = space
+            .every_point()
+            .unwrap()
+            .iter()
+            .map(Plan::to_string)
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "SIGTERM at the entry of write #1 to *.out in `sh`",
+                "SIGTERM at the entry of write #2 to *.out in `sh`",
+                "SIGTERM at the entry of write #3 to *.out in `sh`",
+            ]
+        );
+        // A seeded case draws the process with its point, and draws it again from its id.
+        let plans = Plans::new(space);
+        let plan = plans.plan(&CaseId::seeded(42)).unwrap();
+        let sh = Some(ProcessSelector::Program("sh".parse().unwrap()));
+        assert_eq!(plan.strikes[0].process, sh, "{plan}");
+        let again = Plans::new(StrikeSpace::new(&s, &census).unwrap());
+        assert_eq!(again.plan(&CaseId::seeded(42)).unwrap(), plan);
+
+        let main = scenario(
+            "[[strike]]\nsignal = \"SIGTERM\"\nprocess = \"main\"\nto = \"group\"\nat = { syscall = \"write\", nth = 3 }\n",
+        );
+        let e = StrikeSpace::new(&main, &census).unwrap_err();
+        assert_eq!(
+            e,
+            "strike[0]: `nth = \"3\"` selects no call: the uninterrupted run made 2 write calls in its main process"
+        );
+        let none = scenario(
+            "[[strike]]\nsignal = \"SIGTERM\"\nprocess = \"rsync\"\nat = { syscall = \"write\" }\n",
+        );
+        let e = StrikeSpace::new(&none, &census).unwrap_err();
+        assert!(
+            e.starts_with(
+                "strike[0]: the uninterrupted run made no write call in a `rsync` process"
+            ),
+            "{e}"
+        );
+        let group = scenario(
+            "[[strike]]\nsignal = \"SIGTERM\"\nprocess = \"perl\"\nto = \"group\"\nat = { syscall = \"write\", nth = 2 }\n",
+        );
+        let plan = StrikeSpace::new(&group, &census).unwrap().point(0).unwrap();
+        assert_eq!(
+            plan.to_string(),
+            "SIGTERM to the process group of the `perl` process at the entry of write #2 in `perl`"
+        );
+    }
+
+    #[test]
+    fn a_delay_limited_to_a_program_or_counted_from_its_exec_needs_the_census_to_have_run_it() {
+        use super::testing::traced_tree;
+        // sh is exec'd at 10 ms (traced_tree), the census ran 100 ms.
+        let tree = traced_tree(&[(SyscallClass::Write, "sh.out", 3, 101, "sh")]);
+        let s = scenario(
+            "[[strike]]\nsignal = \"SIGINT\"\nprocess = \"sh\"\nat = { after_exec = \"s?\" }\n",
+        );
+        let strategy = space(&s, &tree);
+        for i in 0..50 {
+            let strike = &generate(&strategy, case_seed(9, i)).strikes[0];
+            let (after, clock) = delay(strike);
+            assert_eq!(clock, Clock::Exec("s?".parse().unwrap()));
+            assert!(
+                after <= Duration::from_millis(90),
+                "the rest of the census: {strike}"
+            );
+            assert_eq!(
+                strike.process,
+                Some(ProcessSelector::Program("sh".parse().unwrap()))
+            );
+        }
+        let plan = generate(&strategy, case_seed(9, 0));
+        assert!(
+            plan.to_string()
+                .starts_with("SIGINT to the first `sh` process alive ")
+                && plan
+                    .to_string()
+                    .ends_with(" ms after the first exec of `s?`"),
+            "{plan}"
+        );
+        let main = scenario(
+            "[[strike]]\nsignal = \"SIGINT\"\nprocess = \"main\"\nat = { after = \"5ms\" }\n",
+        );
+        let plan = StrikeSpace::new(&main, &tree).unwrap().strategy();
+        assert_eq!(
+            generate(&plan, 1).to_string(),
+            "SIGINT to the main process 5.000 ms after spawn"
+        );
+        let never =
+            scenario("[[strike]]\nsignal = \"SIGINT\"\nat = { after_exec = \"python*\" }\n");
+        assert_eq!(
+            StrikeSpace::new(&never, &tree).unwrap_err(),
+            "strike[0]: `after_exec = \"python*\"`, but the uninterrupted run never exec'd a program matching it (it ran target, sh)"
+        );
+        let absent = scenario("[[strike]]\nsignal = \"SIGINT\"\nprocess = \"perl\"\n");
+        assert_eq!(
+            StrikeSpace::new(&absent, &tree).unwrap_err(),
+            "strike[0]: `process = \"perl\"`, but the uninterrupted run never ran a program matching it (it ran target, sh)"
+        );
+        assert!(
+            StrikeSpace::new(&absent, &census(100, None))
+                .unwrap_err()
+                .contains("not traced"),
+        );
     }
 
     #[test]

@@ -5,24 +5,137 @@
 use serde::{Deserialize, Serialize};
 
 use crate::syscalls::{SyscallClass, When, Whens};
-use crate::values::{DelayRange, Nth, PathGlob, Signal, SignalSet};
+use crate::values::{DelayRange, Nth, PathGlob, ProgramGlob, Signal, SignalSet};
 
 /// One `[[strike]]` entry: which signals, at which point, to whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawStrike", into = "RawStrike")]
 pub struct Strike {
     /// The signal, or a list to choose from.
     pub signal: SignalSet,
-    #[serde(default)]
     pub at: PointSpec,
-    #[serde(default)]
     pub to: Recipient,
+    /// Which process the strike hits: a syscall point counts only its calls and the
+    /// signal goes to the process that made the call; a delay point's signal goes to the
+    /// first such process alive when it is due. `None`: a syscall point counts the whole
+    /// tree's calls, a delay's signal goes to the main process.
+    pub process: Option<ProcessSelector>,
+}
+
+impl Strike {
+    /// Whether this strike needs the ptrace tracer: its point does, or it names a
+    /// program, which only the tracer's exec events tell.
+    pub fn needs_tracer(&self) -> bool {
+        self.at.needs_tracer() || matches!(self.process, Some(ProcessSelector::Program(_)))
+    }
+}
+
+/// Which process a strike hits: `"main"`, or a glob over program names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProcessSelector {
+    /// The target's own main process, the one killpoint spawned, whatever it runs.
+    Main,
+    /// The processes running a program whose name matches (see [`ProgramGlob`]).
+    Program(ProgramGlob),
+}
+
+impl ProcessSelector {
+    /// Whether the process `pid`, running `program`, is one this selects; `main` is the
+    /// target's main process.
+    pub fn selects(&self, pid: i32, main: i32, program: &str) -> bool {
+        match self {
+            ProcessSelector::Main => pid == main,
+            ProcessSelector::Program(glob) => glob.matches(program),
+        }
+    }
+}
+
+impl std::str::FromStr for ProcessSelector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "main" => Ok(ProcessSelector::Main),
+            _ => text.parse().map(ProcessSelector::Program),
+        }
+    }
+}
+
+/// As written: `main`, or the glob.
+impl std::fmt::Display for ProcessSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessSelector::Main => f.write_str("main"),
+            ProcessSelector::Program(glob) => write!(f, "{glob}"),
+        }
+    }
+}
+
+impl Serialize for ProcessSelector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProcessSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected \"main\" or a program name glob, e.g. \"rsync\" or \"python*\"",
+            )
+        })?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A `[[strike]]` entry as written; checked into a [`Strike`], where the keys that must
+/// agree with its point are checked together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStrike {
+    signal: SignalSet,
+    #[serde(default)]
+    at: PointSpec,
+    #[serde(default)]
+    to: Recipient,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessSelector>,
+}
+
+impl TryFrom<RawStrike> for Strike {
+    type Error = String;
+
+    fn try_from(raw: RawStrike) -> Result<Self, String> {
+        if raw.process.is_some() && matches!(raw.at, PointSpec::Probe(_)) {
+            return Err(
+                "`process` picks the process a syscall or delay strike hits, and a probe mark does not say which process made it: drop `process`, or strike at a syscall"
+                    .into(),
+            );
+        }
+        Ok(Strike {
+            signal: raw.signal,
+            at: raw.at,
+            to: raw.to,
+            process: raw.process,
+        })
+    }
+}
+
+impl From<Strike> for RawStrike {
+    fn from(strike: Strike) -> RawStrike {
+        RawStrike {
+            signal: strike.signal,
+            at: strike.at,
+            to: strike.to,
+            process: strike.process,
+        }
+    }
 }
 
 /// Where a strike lands: after a delay, at a syscall, or at a probe mark.
 ///
 /// Written as a table: `{ after = "0ms..300ms" }`, `{ after_handler = "SIGTERM" }`,
-/// `{ syscall = "write", path = "out.json*", nth = "1..", when = "entry" }`, or
+/// `{ after_exec = "python*" }`, `{ syscall = "write", path = "out.json*", nth = "1..", when = "entry" }`, or
 /// `{ probe = "flush-begin", nth = "1.." }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawPoint", into = "RawPoint")]
@@ -37,6 +150,9 @@ pub enum PointSpec {
         /// from the moment the strike's own signal has a handler (polled from
         /// `/proc/PID/status`), or from spawn if the census saw none.
         after_handler: Option<Signal>,
+        /// Count the delay from the first exec of a program whose name matches, seen by
+        /// the tracer (its exec event) anywhere in the tree.
+        after_exec: Option<ProgramGlob>,
     },
     /// The entry or exit of the n-th matching syscall, seen by the tracer.
     Syscall(SyscallPoint),
@@ -49,6 +165,7 @@ impl Default for PointSpec {
         PointSpec::Delay {
             after: None,
             after_handler: None,
+            after_exec: None,
         }
     }
 }
@@ -57,7 +174,11 @@ impl PointSpec {
     /// Whether this point needs the ptrace tracer.
     pub fn needs_tracer(&self) -> bool {
         match self {
-            PointSpec::Delay { after_handler, .. } => after_handler.is_some(),
+            PointSpec::Delay {
+                after_handler,
+                after_exec,
+                ..
+            } => after_handler.is_some() || after_exec.is_some(),
             PointSpec::Syscall(_) => true,
             PointSpec::Probe(_) => false,
         }
@@ -96,6 +217,8 @@ pub(crate) struct RawPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after_handler: Option<Signal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_exec: Option<ProgramGlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     syscall: Option<SyscallClass>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<PathGlob>,
@@ -118,9 +241,9 @@ impl TryFrom<RawPoint> for PointSpec {
                         .into(),
                 );
             }
-            if raw.after.is_some() || raw.after_handler.is_some() {
+            if raw.after.is_some() || raw.after_handler.is_some() || raw.after_exec.is_some() {
                 return Err(
-                    "a probe point lands at a mark, not after a delay: drop `after`/`after_handler` or `probe`"
+                    "a probe point lands at a mark, not after a delay: drop `after`/`after_handler`/`after_exec` or `probe`"
                         .into(),
                 );
             }
@@ -148,14 +271,33 @@ impl TryFrom<RawPoint> for PointSpec {
                     "{signal} cannot have a handler: `after_handler` needs a catchable signal"
                 ));
             }
+            if raw.after_handler.is_some() && raw.after_exec.is_some() {
+                return Err(
+                    "`after_handler` and `after_exec` are two clocks for one delay: keep one"
+                        .into(),
+                );
+            }
+            if raw
+                .after_exec
+                .as_ref()
+                .is_some_and(|g| g.as_str() == "main")
+            {
+                // `process = "main"` is the main process; here it would be a program of
+                // that name, which is surely not what was meant.
+                return Err(
+                    "`after_exec` names a program, and the main process's own exec is its spawn, which a delay counts from without it (a program named main is written \"[m]ain\")"
+                        .into(),
+                );
+            }
             return Ok(PointSpec::Delay {
                 after: raw.after,
                 after_handler: raw.after_handler,
+                after_exec: raw.after_exec,
             });
         };
-        if raw.after.is_some() || raw.after_handler.is_some() {
+        if raw.after.is_some() || raw.after_handler.is_some() || raw.after_exec.is_some() {
             return Err(
-                "a syscall point lands at a call, not after a delay: drop `after`/`after_handler` or `syscall`"
+                "a syscall point lands at a call, not after a delay: drop `after`/`after_handler`/`after_exec` or `syscall`"
                     .into(),
             );
         }
@@ -182,9 +324,11 @@ impl From<PointSpec> for RawPoint {
             PointSpec::Delay {
                 after,
                 after_handler,
+                after_exec,
             } => RawPoint {
                 after,
                 after_handler,
+                after_exec,
                 ..RawPoint::default()
             },
             PointSpec::Syscall(p) => RawPoint {
@@ -210,6 +354,8 @@ pub enum Recipient {
     /// The target process (as `kill PID` or an orchestrator's stop would do).
     #[default]
     Process,
-    /// The target's whole process group (as Ctrl-C in a terminal would do).
+    /// The target's whole process group (as Ctrl-C in a terminal would do). With
+    /// `process`, the process group of the process struck: the target's, unless that
+    /// process made a group of its own (a shell's job, a daemon).
     Group,
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::values::{ExitStatus, PathGlob, Signal};
+use crate::strike::ProcessSelector;
+use crate::values::{ExitStatus, PathGlob, ProgramGlob, Signal};
 
 /// A group of syscalls that strike points and the census name together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -365,8 +366,25 @@ pub struct SyscallCensus {
     pub processes: Vec<TracedProcess>,
     /// Signal handlers installed (`sigaction` trapped), first per process and signal.
     pub handlers: Vec<InstalledHandler>,
+    /// The programs exec'd, in order: the target's own first, then every exec in the tree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecSeen>,
     #[serde(skip)]
     index: std::collections::HashMap<(SyscallClass, Vec<String>), usize>,
+    /// Calls per class, paths, process and the program it ran at the time: what a strike
+    /// limited to a process counts.
+    #[serde(skip)]
+    by_process: std::collections::HashMap<(SyscallClass, Vec<String>, i32, String), u64>,
+}
+
+/// A program a process of the tree exec'd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSeen {
+    pub pid: i32,
+    /// Its name, as [`ProgramGlob`]s match it.
+    pub program: String,
+    #[serde(with = "crate::units::millis")]
+    pub at: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,6 +403,10 @@ pub struct TracedProcess {
     pub parent: Option<i32>,
     /// Its command line, as of its last exec.
     pub command: String,
+    /// The name of the program it runs, as of its last exec (its parent's, if it never
+    /// exec'd): the file name the exec named, as [`ProgramGlob`]s match it.
+    #[serde(default)]
+    pub program: String,
     /// Threads it started.
     pub threads: u32,
     pub status: Option<ExitStatus>,
@@ -424,8 +446,12 @@ impl SyscallCensus {
         }
     }
 
-    /// Counts one call.
-    pub fn add_call(&mut self, call: &Call, seq: u64) {
+    /// Counts one call, made by process `pid` running `program`.
+    pub fn add_call(&mut self, call: &Call, seq: u64, pid: i32, program: &str) {
+        *self
+            .by_process
+            .entry((call.class, call.paths.clone(), pid, program.to_string()))
+            .or_insert(0) += 1;
         let key = (call.class, call.paths.clone());
         match self.index.get(&key) {
             Some(&i) => self.calls[i].count += 1,
@@ -448,6 +474,37 @@ impl SyscallCensus {
             .filter(|c| c.class == class && matches(glob, &c.paths))
             .map(|c| c.count)
             .sum()
+    }
+
+    /// How many calls of `class` naming a path that matches `glob` the processes that
+    /// `process` selects made (every process's, with `None`).
+    pub fn count_in(
+        &self,
+        class: SyscallClass,
+        glob: Option<&PathGlob>,
+        process: Option<&ProcessSelector>,
+    ) -> u64 {
+        let Some(process) = process else {
+            return self.count(class, glob);
+        };
+        let main = self.processes.first().map_or(0, |p| p.pid);
+        self.by_process
+            .iter()
+            .filter(|((c, paths, pid, program), _)| {
+                *c == class && matches(glob, paths) && process.selects(*pid, main, program)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The first exec of a program whose name matches.
+    pub fn first_exec(&self, glob: &ProgramGlob) -> Option<&ExecSeen> {
+        self.execs.iter().find(|e| glob.matches(&e.program))
+    }
+
+    /// Whether any process of the tree ran a program whose name matches.
+    pub fn ran(&self, glob: &ProgramGlob) -> bool {
+        self.processes.iter().any(|p| glob.matches(&p.program)) || self.first_exec(glob).is_some()
     }
 
     pub fn process(&mut self, pid: i32) -> Option<&mut TracedProcess> {
@@ -543,16 +600,56 @@ mod tests {
         let call = Call::naming;
         let mut census = SyscallCensus::new(ClassSet::new());
         for seq in 1..=3 {
-            census.add_call(&call(SyscallClass::Write, "out.json.tmp"), seq);
+            census.add_call(&call(SyscallClass::Write, "out.json.tmp"), seq, 1, "w");
         }
-        census.add_call(&call(SyscallClass::Write, "pipe:[9]"), 4);
-        census.add_call(&call(SyscallClass::Fsync, "out.json.tmp"), 5);
+        census.add_call(&call(SyscallClass::Write, "pipe:[9]"), 4, 1, "w");
+        census.add_call(&call(SyscallClass::Fsync, "out.json.tmp"), 5, 1, "w");
         assert_eq!(census.calls.len(), 3);
         assert_eq!((census.calls[0].count, census.calls[0].first), (3, 1));
         let glob: PathGlob = "out.json*".parse().unwrap();
         assert_eq!(census.count(SyscallClass::Write, Some(&glob)), 3);
         assert_eq!(census.count(SyscallClass::Write, None), 4);
         assert_eq!(census.count(SyscallClass::Rename, None), 0);
+    }
+
+    #[test]
+    fn a_count_limited_to_a_process_counts_its_calls_under_the_program_it_ran() {
+        let call = Call::naming;
+        let mut census = SyscallCensus::new(ClassSet::new());
+        census.processes.push(TracedProcess {
+            pid: 10,
+            parent: None,
+            command: "python3 tree.py".into(),
+            program: "python3".into(),
+            threads: 0,
+            status: None,
+            started_at: Duration::ZERO,
+            exited_at: None,
+            signals: Vec::new(),
+        });
+        let write = |out: &str| call(SyscallClass::Write, out);
+        census.add_call(&write("main.out"), 1, 10, "python3");
+        census.add_call(&write("main.out"), 2, 10, "python3");
+        // Pid 11 wrote once before its exec, as the python3 it was forked from, then as sh.
+        census.add_call(&write("sh.out"), 3, 11, "python3");
+        census.add_call(&write("sh.out"), 4, 11, "sh");
+        census.add_call(&write("sh.out"), 5, 11, "sh");
+        census.add_call(&write("perl.out"), 6, 12, "perl");
+        let out: PathGlob = "*.out".parse().unwrap();
+        let program = |g: &str| ProcessSelector::Program(g.parse().unwrap());
+        let count =
+            |p: Option<&ProcessSelector>| census.count_in(SyscallClass::Write, Some(&out), p);
+        assert_eq!(count(None), 6);
+        assert_eq!(count(Some(&ProcessSelector::Main)), 2);
+        assert_eq!(count(Some(&program("sh"))), 2);
+        assert_eq!(count(Some(&program("python*"))), 3);
+        assert_eq!(count(Some(&program("p*"))), 4);
+        assert_eq!(count(Some(&program("rsync"))), 0);
+        let sh: PathGlob = "sh.out".parse().unwrap();
+        assert_eq!(
+            census.count_in(SyscallClass::Write, Some(&sh), Some(&program("python*"))),
+            1
+        );
     }
 
     #[test]

@@ -428,6 +428,71 @@ impl<'de> Deserialize<'de> for PathGlob {
     }
 }
 
+/// A glob over program names (`rsync`, `python*`, `sh`): the file name a process last
+/// exec'd, without its directory, as the kernel names it (`comm`, untruncated). For
+/// `python3 script.py` that is `python3`; for `sh -c …`, `sh` (not the `dash` it may link
+/// to); for a `#!` script run by its path, the script's own name. `*`, `?` and `[…]` as
+/// in a shell; `[m]ain` is a program literally named `main`, where `process = "main"` is
+/// the keyword for the main process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProgramGlob(glob::Pattern);
+
+impl ProgramGlob {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn matches(&self, program: &str) -> bool {
+        self.0.matches_with(
+            program,
+            glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: false,
+                require_literal_leading_dot: false,
+            },
+        )
+    }
+}
+
+impl FromStr for ProgramGlob {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("the program name is empty: e.g. \"rsync\" or \"python*\"".into());
+        }
+        if text.contains('/') {
+            let name = text.rsplit('/').next().unwrap_or(text);
+            return Err(format!(
+                "`{text}` is a path: a program is matched by its file name alone, e.g. \"{name}\""
+            ));
+        }
+        glob::Pattern::new(text)
+            .map(ProgramGlob)
+            .map_err(|e| format!("`{text}` is not a valid glob: {e}"))
+    }
+}
+
+impl fmt::Display for ProgramGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ProgramGlob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProgramGlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)
+            .map_err(|_| de::Error::custom("expected a program name glob, e.g. \"python*\""))?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
 /// Which matching calls a syscall strike may land on, counted from 1 over the whole
 /// process tree: `3`, `"2..5"` (2 to 4), `"2..=5"`, `"1.."` (any), `"last"`. Open ends
 /// and `last` are resolved against the census.
@@ -847,6 +912,33 @@ mod tests {
             "x".parse::<Nth>()
                 .unwrap_err()
                 .contains("not a call number")
+        );
+    }
+
+    #[test]
+    fn program_globs_match_program_names_and_refuse_paths() {
+        let glob = |t: &str| t.parse::<ProgramGlob>().unwrap();
+        assert!(glob("python*").matches("python3"));
+        assert!(glob("python*").matches("python3.11"));
+        assert!(!glob("python*").matches("ipython3"));
+        assert!(glob("sh").matches("sh"));
+        assert!(!glob("sh").matches("bash"));
+        assert!(glob("[m]ain").matches("main"));
+        assert!(
+            glob("*.py").matches(".hidden.py"),
+            "a leading dot is ordinary"
+        );
+        assert!(!glob("Rsync").matches("rsync"), "case counts");
+        assert_eq!(
+            "/usr/bin/rsync".parse::<ProgramGlob>().unwrap_err(),
+            "`/usr/bin/rsync` is a path: a program is matched by its file name alone, e.g. \"rsync\""
+        );
+        assert!("".parse::<ProgramGlob>().unwrap_err().contains("empty"));
+        assert!(
+            "py["
+                .parse::<ProgramGlob>()
+                .unwrap_err()
+                .starts_with("`py[` is not a valid glob")
         );
     }
 

@@ -615,6 +615,7 @@ fn every_signal_sent_just_after_a_fork_is_delivered_as_untraced() {
                 after: std::time::Duration::from_secs(3600),
                 clock: killpoint::plan::Clock::Handler(killpoint::Signal::SIGTERM),
             },
+            process: None,
         }],
     };
     let case = traced.run(&plan).unwrap();
@@ -699,4 +700,456 @@ violation = "atomic-output"
         "{}",
         ran.stdout
     );
+}
+
+/// A three-process tree of three programs, each appending three records to a file of its
+/// own, one `write` each: the main process (Python) two to `main.out` before it starts
+/// its children, a `sh` child (in a process group of its own with `--own-group`) and a
+/// `perl` child at the same time, then its third. It prints how each child ended and
+/// exits 3 if a signal killed one.
+const THREE_WRITERS: &str = r#"import os, subprocess, sys
+
+def append(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(fd, text.encode())
+    os.close(fd)
+
+append("main.out", "main 1\n")
+append("main.out", "main 2\n")
+children = [
+    ("sh", subprocess.Popen(["sh", "-c", 'for i in 1 2 3; do echo "sh $i" >> sh.out; done'],
+                            process_group=0 if "--own-group" in sys.argv else None)),
+    ("perl", subprocess.Popen(["perl", "-e", 'open(my $f, ">>", "perl.out") or die; syswrite($f, "perl $_\n") for 1..3'])),
+]
+codes = [(name, child.pid, child.wait()) for name, child in children]
+append("main.out", "main 3\n")
+for name, pid, code in codes:
+    print(f"{name} pid {pid}: {code}")
+sys.exit(3 if any(code < 0 for _, _, code in codes) else 0)
+"#;
+
+/// The traced process of `outcome` whose program is `program`.
+fn process_running<'a>(outcome: &'a Value, program: &str) -> &'a Value {
+    let processes = outcome["processes"].as_array().unwrap();
+    let found: Vec<&Value> = processes
+        .iter()
+        .filter(|p| p["program"] == program)
+        .collect();
+    assert_eq!(found.len(), 1, "one {program} process in {processes:#?}");
+    found[0]
+}
+
+/// The done-when test of `process`: a syscall strike limited to one program of a
+/// three-process tree counts only that program's calls and signals only it.
+#[test]
+fn a_syscall_strike_limited_to_a_program_lands_at_its_own_nth_call_and_strikes_only_it() {
+    let dir = scenario_dir();
+    fs::write(dir.path().join("three_writers.py"), THREE_WRITERS).unwrap();
+    let ran = strike(
+        dir.path(),
+        "three-writers",
+        r#"command = ["{python}", "{dir}/three_writers.py"]
+[requires]
+perl = "perl-base"
+[[strike]]
+signal = "SIGTERM"
+process = "sh"
+at = { syscall = "write", path = "*.out", nth = 2 }
+[expect]
+interrupted = [3]
+"#,
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let case = case(&ran);
+    let outcome = &case["outcome"];
+    assert_eq!(outcome["status"], 3, "{outcome}");
+    let stdout = outcome["stdout"]["text"].as_str().unwrap();
+    let pid_of = |name: &str, code: &str| -> i64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} pid ")))
+            .unwrap_or_else(|| panic!("{name} in {stdout}"));
+        assert!(line.ends_with(&format!(": {code}")), "{line}");
+        line[format!("{name} pid ").len()..line.find(':').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    let sh = pid_of("sh", "-15");
+    let perl = pid_of("perl", "0");
+
+    // The plan carries the process, and so does what became of the strike.
+    assert_eq!(
+        case["plan"]["strikes"][0]["process"], "sh",
+        "{}",
+        case["plan"]
+    );
+    let strike = &outcome["strikes"][0];
+    assert_eq!(strike["process"], "sh");
+    assert_eq!(strike["struck"]["pid"], sh, "{strike}");
+    assert_eq!(strike["struck"]["program"], "sh", "{strike}");
+    let hit = &strike["hit"];
+    assert_eq!(hit["pid"], sh, "the call sh made: {hit}");
+    assert_eq!(hit["what"]["name"], "write");
+    assert_eq!(hit["what"]["paths"][0], "sh.out");
+    assert!(strike["sent_at"].is_number(), "{strike}");
+
+    // sh died just before its second record; the others wrote all of theirs, the main
+    // process its two before the children (the tree's first and second writes to *.out).
+    let sandbox = Path::new(case["sandbox"].as_str().unwrap());
+    let read = |name: &str| fs::read_to_string(sandbox.join(name)).unwrap();
+    assert_eq!(read("sh.out"), "sh 1\n");
+    assert_eq!(read("perl.out"), "perl 1\nperl 2\nperl 3\n");
+    assert_eq!(read("main.out"), "main 1\nmain 2\nmain 3\n");
+
+    // Only sh was signalled: the tracer saw one SIGTERM delivered to it, none to the
+    // others (SIGCHLD aside).
+    let sh_traced = process_running(outcome, "sh");
+    assert_eq!(sh_traced["pid"], sh);
+    assert_eq!(sh_traced["status"], "SIGTERM");
+    let signals = sh_traced["signals"].as_array().unwrap();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert_eq!(signals[0]["signal"], "SIGTERM");
+    assert_eq!(signals[0]["handled"], false);
+    let perl_traced = process_running(outcome, "perl");
+    assert_eq!(perl_traced["pid"], perl);
+    assert_eq!(perl_traced["status"], 0);
+    assert!(perl_traced.get("signals").is_none(), "{perl_traced}");
+    let main = &outcome["processes"][0];
+    assert!(main["parent"].is_null(), "{main}");
+    assert!(
+        main["program"].as_str().unwrap().starts_with("python"),
+        "{main}"
+    );
+    assert!(main.get("signals").is_none(), "{main}");
+
+    assert!(
+        ran.stdout
+            .contains("plan: SIGTERM at the entry of write #2 to *.out in `sh`"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains(&format!(
+            "  struck: SIGTERM at the entry of write #2 to sh.out (5 bytes at offset 0), in pid {sh} (sh)\n"
+        )),
+        "{}",
+        ran.stdout
+    );
+}
+
+/// Runs `true` to its end, starts two `cat`s one after the other, each echoing a line
+/// back (a real event after its exec: the tracer has seen the exec by then; a `cat`
+/// struck first echoes nothing), installs a SIGTERM handler (a no-op) and makes the probe
+/// mark `go`: every delay strike due by then has been dealt with when it returns. Then
+/// it ends each `cat`'s input and prints how each ended.
+const TWO_CATS: &str = r#"import os, signal, subprocess, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import killpoint_probe
+
+subprocess.run(["true"], check=True)
+cats = []
+for i in (1, 2):
+    cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = f"cat {i}\n".encode()
+    try:
+        cat.stdin.write(line)
+        cat.stdin.flush()
+    except BrokenPipeError:
+        pass
+    cat.stdout.readline()
+    cats.append(cat)
+signal.signal(signal.SIGTERM, lambda *_: None)
+killpoint_probe.mark("go")
+for i, cat in enumerate(cats, 1):
+    try:
+        cat.stdin.close()
+    except BrokenPipeError:
+        pass
+    cat.stdout.read()
+    print(f"cat {i} pid {cat.pid}: {cat.wait()}")
+"#;
+
+/// The two-`cat` target as a scenario with these strike entries, prepared: its census run.
+fn two_cats(dir: &Path, strikes: &str) -> killpoint::Cases {
+    fs::write(dir.join("two_cats.py"), TWO_CATS).unwrap();
+    let file = dir.join("two-cats.toml");
+    let text = format!(
+        r#"name = "two-cats"
+command = ["{{python}}", "{{dir}}/two_cats.py"]
+{strikes}
+[expect]
+interrupted = [0]
+"#
+    );
+    let mut scenario = killpoint::Scenario::parse(&text, &file).unwrap();
+    scenario.source = Some(file);
+    scenario
+        .prepare()
+        .unwrap_or_else(|e| panic!("the uninterrupted run failed: {e}"))
+}
+
+/// One SIGTERM after `after`, counted from `clock`, to `process`.
+fn delay_plan(clock: killpoint::plan::Clock, process: &str) -> killpoint::Plan {
+    killpoint::Plan {
+        strikes: vec![killpoint::plan::PlannedStrike {
+            signal: killpoint::Signal::SIGTERM,
+            to: killpoint::scenario::Recipient::Process,
+            point: killpoint::plan::Point::Delay {
+                after: std::time::Duration::ZERO,
+                clock,
+            },
+            process: Some(process.parse().unwrap()),
+        }],
+    }
+}
+
+/// The pid and status the two-`cat` target printed for cat `i`.
+fn cat_ended(outcome: &killpoint::Outcome, i: usize) -> (i32, String) {
+    let prefix = format!("cat {i} pid ");
+    let line = outcome
+        .stdout
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("cat {i} in {}", outcome.stdout.text));
+    let (pid, status) = line.split_once(": ").unwrap();
+    (pid.parse().unwrap(), status.to_string())
+}
+
+#[test]
+fn a_delay_strike_limited_to_a_program_hits_the_first_of_its_processes_alive() {
+    let dir = scenario_dir();
+    let cases = two_cats(
+        dir.path(),
+        r#"[[strike]]
+signal = "SIGTERM"
+process = "cat"
+at = { after = "0ms" }
+[[strike]]
+signal = "SIGTERM"
+process = "true"
+at = { after = "0ms" }"#,
+    );
+    let handler = killpoint::plan::Clock::Handler(killpoint::Signal::SIGTERM);
+
+    // Due once the SIGTERM handler is in place: both cats are alive, waiting for their
+    // input, and the first one started is struck.
+    let case = cases.run(&delay_plan(handler.clone(), "cat")).unwrap();
+    let outcome = &case.outcome;
+    assert!(case.held(), "{}", cases.text(&case));
+    let (first, first_status) = cat_ended(outcome, 1);
+    let (second, second_status) = cat_ended(outcome, 2);
+    assert_eq!(
+        (first_status.as_str(), second_status.as_str()),
+        ("-15", "0")
+    );
+    let record = &outcome.strikes[0];
+    assert!(record.sent_at.is_some() && !record.unmatched, "{record:?}");
+    let struck = record.struck.as_ref().unwrap();
+    assert_eq!((struck.pid, struck.program.as_str()), (first, "cat"));
+    let traced = |pid: i32| outcome.processes.iter().find(|p| p.pid == pid).unwrap();
+    let signals = |pid: i32| -> Vec<String> {
+        traced(pid)
+            .signals
+            .iter()
+            .map(|d| d.signal.to_string())
+            .collect()
+    };
+    assert_eq!(signals(first), ["SIGTERM"]);
+    assert_eq!(signals(second), Vec::<String>::new());
+    assert_eq!(signals(outcome.processes[0].pid), Vec::<String>::new());
+    assert!(traced(first).started_at < traced(second).started_at);
+    let text = cases.text(&case);
+    let struck_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("struck: SIGTERM at "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        struck_line.ends_with(&format!(
+            " ms, pid {first} (cat), the first `cat` process alive"
+        )),
+        "{text}"
+    );
+
+    // `true` ran and ended before the handler was installed: no process of it is alive
+    // when the strike is due, so it is not sent, and says why.
+    let case = cases.run(&delay_plan(handler, "true")).unwrap();
+    let outcome = &case.outcome;
+    let record = &outcome.strikes[0];
+    assert!(record.unmatched, "{record:?}");
+    assert_eq!((record.sent_at, &record.struck), (None, &None));
+    assert_eq!(case.summary().landed, 0);
+    assert_eq!(cat_ended(outcome, 1).1, "0");
+    assert_eq!(cat_ended(outcome, 2).1, "0");
+    assert!(outcome.processes.iter().all(|p| p.signals.is_empty()));
+    assert!(
+        cases
+            .text(&case)
+            .contains("not struck: no `true` process was alive when it was due"),
+        "{}",
+        cases.text(&case)
+    );
+}
+
+#[test]
+fn a_delay_after_exec_counts_from_the_first_exec_of_the_program() {
+    let dir = scenario_dir();
+    let cases = two_cats(
+        dir.path(),
+        r#"[[strike]]
+signal = "SIGTERM"
+process = "cat"
+at = { after_exec = "cat", after = "0ms" }"#,
+    );
+    let exec = killpoint::plan::Clock::Exec("cat".parse().unwrap());
+    let case = cases.run(&delay_plan(exec, "cat")).unwrap();
+    let outcome = &case.outcome;
+    assert!(case.held(), "{}", cases.text(&case));
+    let (first, status) = cat_ended(outcome, 1);
+    assert_eq!(status, "-15");
+    assert_eq!(cat_ended(outcome, 2).1, "0");
+    let record = &outcome.strikes[0];
+    assert_eq!(record.struck.as_ref().unwrap().pid, first);
+    // The clock started at the first cat's exec: after `true` had come and gone, after
+    // the first cat was forked, no later than the exec event the tracer recorded.
+    let started = record.clock_started_at.unwrap();
+    let traced = |program: &str| -> Vec<&killpoint::syscalls::TracedProcess> {
+        outcome
+            .processes
+            .iter()
+            .filter(|p| p.program == program)
+            .collect()
+    };
+    let true_ended = traced("true")[0].exited_at.unwrap();
+    let cat = traced("cat")[0];
+    assert_eq!(cat.pid, first, "the first cat started");
+    assert!(true_ended <= started, "{true_ended:?} {started:?}");
+    assert!(
+        cat.started_at <= started,
+        "{:?} {started:?}",
+        cat.started_at
+    );
+    let exec_event = outcome
+        .trace
+        .iter()
+        .find(|p| p.pid == first)
+        .and_then(|p| {
+            // Before the first strike, or just after it: the strike may be sent before
+            // the tracer has written the exec down.
+            p.before
+                .iter()
+                .chain(&p.after)
+                .find(|e| matches!(e.what, killpoint::syscalls::What::Exec { .. }))
+        })
+        .unwrap_or_else(|| panic!("cat's exec in {:#?}", outcome.trace));
+    assert!(started <= exec_event.at, "{started:?} {:?}", exec_event.at);
+    assert!(record.sent_at.unwrap() >= started);
+    assert_eq!(
+        case.plan.to_string(),
+        "SIGTERM to the first `cat` process alive 0.000 ms after the first exec of `cat`"
+    );
+}
+
+/// `to = "group"` with `process`: the group of the process struck. A `sh` in a group of
+/// its own takes the signal alone; one in the target's group takes it with the whole tree.
+#[test]
+fn a_group_strike_limited_to_a_program_goes_to_that_processs_own_group() {
+    let dir = scenario_dir();
+    fs::write(dir.path().join("three_writers.py"), THREE_WRITERS).unwrap();
+    let scenario = |args: &str| {
+        format!(
+            r#"command = ["{{python}}", "{{dir}}/three_writers.py"{args}]
+[requires]
+perl = "perl-base"
+[[strike]]
+signal = "SIGTERM"
+process = "sh"
+to = "group"
+at = {{ syscall = "write", path = "sh.out", nth = 2 }}
+[expect]
+interrupted = [3]
+"#
+        )
+    };
+    let ran = strike(dir.path(), "own-group", &scenario(r#", "--own-group""#));
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], 3, "{outcome}");
+    let sh = process_running(outcome, "sh");
+    assert_eq!(sh["status"], "SIGTERM");
+    assert_eq!(outcome["strikes"][0]["struck"]["pid"], sh["pid"]);
+    assert!(process_running(outcome, "perl").get("signals").is_none());
+    assert!(outcome["processes"][0].get("signals").is_none());
+    assert!(
+        ran.stdout.contains(
+            "plan: SIGTERM to the process group of the `sh` process at the entry of write #2 to sh.out in `sh`"
+        ),
+        "{}",
+        ran.stdout
+    );
+
+    // In the target's group, the main process takes it too, and dies of it.
+    let ran = strike(dir.path(), "shared-group", &scenario(""));
+    assert_eq!(ran.code, 1, "exit-code: {}{}", ran.stdout, ran.stderr);
+    let outcome = &case(&ran)["outcome"];
+    assert_eq!(outcome["status"], "SIGTERM", "{outcome}");
+    assert_eq!(process_running(outcome, "sh")["status"], "SIGTERM");
+    let main = &outcome["processes"][0];
+    assert_eq!(main["signals"][0]["signal"], "SIGTERM", "{main}");
+}
+
+/// A failure found in one program's calls shrinks within them, is recorded with them, and
+/// reruns there: the plan carries the process.
+#[test]
+fn a_failure_in_one_programs_calls_shrinks_is_recorded_and_reproduces_in_that_program() {
+    let dir = scenario_dir();
+    fs::write(dir.path().join("three_writers.py"), THREE_WRITERS).unwrap();
+    let file = dir.path().join("sh-out.toml");
+    fs::write(
+        &file,
+        r#"name = "sh-out"
+command = ["{python}", "{dir}/three_writers.py"]
+[requires]
+perl = "perl-base"
+[[strike]]
+signal = "SIGTERM"
+process = "sh"
+at = { syscall = "write", path = "*.out" }
+[expect]
+interrupted = [3]
+outputs = ["sh.out"]
+"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    // Two cases of sh's three writes: sampled, so the failure is seeded and shrunk. Every
+    // write shows sh.out torn (`>>` creates it first), so shrinking reaches write #1.
+    let found = campaign(&[file, "--seed", "3", "--cases", "2"]);
+    assert_eq!(found.code, 1, "{}{}", found.stdout, found.stderr);
+    let failure = &found.json["scenarios"][0]["failure"];
+    let minimal = failure["case_id"].as_str().unwrap();
+    let plan = &failure["plan"]["strikes"][0];
+    assert_eq!(plan["process"], "sh", "{plan}");
+    assert_eq!(plan["point"]["nth"], 1, "{plan}");
+    let original = found.json["scenarios"][0]["shrink"]["from"]
+        .as_str()
+        .unwrap();
+    assert_ne!(original, minimal, "it was shrunk");
+    let regressions = fs::read_to_string(dir.path().join("sh-out.regressions")).unwrap();
+    assert!(
+        regressions.contains(&format!(
+            "\n{minimal} # shrinks to: SIGTERM at the entry of write #1 to *.out in `sh` (atomic-output)\n"
+        )),
+        "{regressions}"
+    );
+    let ran = repro(file, minimal);
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    let case = case(&ran);
+    assert_eq!(case["plan"], failure["plan"]);
+    assert_eq!(case["violations"], failure["violations"]);
+    let strike = &case["outcome"]["strikes"][0];
+    assert_eq!(strike["struck"]["program"], "sh", "{strike}");
+    assert_eq!(strike["hit"]["what"]["paths"][0], "sh.out", "{strike}");
+    let sandbox = Path::new(case["sandbox"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(sandbox.join("sh.out")).unwrap(), "");
 }

@@ -137,6 +137,7 @@ mod tests {
             pid,
             parent,
             command: format!("sup {pid}"),
+            program: "sup".into(),
             threads: 0,
             status: Some(crate::values::ExitStatus::Code(0)),
             started_at: at_ms(0),

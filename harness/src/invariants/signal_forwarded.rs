@@ -103,6 +103,7 @@ mod tests {
             } else {
                 format!("child {pid}")
             },
+            program: String::new(),
             threads: 0,
             status: Some(status),
             started_at: at_ms(if parent.is_none() { 0 } else { 5 }),

@@ -63,11 +63,14 @@ pub fn struck(signal: Signal, at: Duration) -> StrikeRecord {
             after: at,
             clock: Clock::Spawn,
         },
+        process: None,
         clock_started_at: Some(Duration::ZERO),
         sent_at: Some(at),
         caught: signal.is_catchable(),
         handler_seen_at: None,
         hit: None,
+        struck: None,
+        unmatched: false,
     }
 }
 

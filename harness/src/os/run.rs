@@ -44,10 +44,11 @@ use super::procfs;
 use super::tracer::{self, Link, TraceLog, TraceSetup};
 use super::tree::Tree;
 use crate::outcome::{
-    Capture, HarnessKill, KillReason, MARK_CAP, Mark, ProcessInfo, StrikeRecord, Tracking,
+    Capture, HarnessKill, KillReason, MARK_CAP, Mark, ProcessInfo, StrikeRecord, StruckProcess,
+    Tracking,
 };
 use crate::plan::{Clock, PlannedStrike as Strike, Point};
-use crate::strike::Recipient;
+use crate::strike::{ProcessSelector, Recipient};
 use crate::values::{ExitStatus, Signal};
 
 /// How often `/proc/PID/status` is read while waiting for a handler to appear.
@@ -109,6 +110,9 @@ pub struct Progress {
     pub next: usize,
     /// When the main process was first seen with a handler for each signal.
     pub handlers: BTreeMap<Signal, Duration>,
+    /// The first exec of each program the tracer saw, in order: the clocks of delays
+    /// counted from an exec.
+    pub execs: Vec<(String, Duration)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +199,7 @@ pub fn run(
         records: plan.iter().map(record).collect(),
         next: 0,
         handlers: BTreeMap::new(),
+        execs: Vec::new(),
     }));
     let program = launch.program.display().to_string();
     let (mut child, start, pidfd, tracer) = match trace {
@@ -255,6 +260,10 @@ pub fn run(
             .filter(|s| s.is_catchable())
             .collect(),
         pid,
+        main_program: executable
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         plan: plan.to_vec(),
         probe,
         mark_counts: vec![0; plan.len()],
@@ -289,11 +298,11 @@ pub fn run(
         )
     };
     for record in &mut records {
-        let clock = match record.point {
+        let clock = match &record.point {
             Point::Delay {
                 clock: Clock::Handler(signal),
                 ..
-            } if signal == record.signal => record.clock_started_at,
+            } if *signal == record.signal => record.clock_started_at,
             _ => None,
         };
         record.handler_seen_at = handlers.get(&record.signal).copied().or(clock);
@@ -319,11 +328,14 @@ fn record(strike: &Strike) -> StrikeRecord {
         signal: strike.signal,
         to: strike.to,
         point: strike.point.clone(),
+        process: strike.process.clone(),
         clock_started_at: None,
         sent_at: None,
         caught: false,
         handler_seen_at: None,
         hit: None,
+        struck: None,
+        unmatched: false,
     }
 }
 
@@ -339,6 +351,9 @@ struct State {
     watch: Vec<Signal>,
     /// The main process; also its process group's id.
     pid: i32,
+    /// The name of the program the main process was started with (the file name of the
+    /// executable), for when the tracer cannot say what it runs now.
+    main_program: String,
     plan: Vec<Strike>,
     probe: Probe,
     /// Per plan strike at a probe point: the marks of its name counted while it was the
@@ -400,9 +415,12 @@ impl State {
     }
 
     /// Reads the marks the target has made, strikes at the one a probe strike is due at,
-    /// and lets each `mark` call return.
+    /// and lets each `mark` call return. A delay strike due by then is sent first: the
+    /// target cannot get past a mark made after a delay's moment (its clock's event, a
+    /// handler or an exec, seen before the mark) without that strike.
     fn serve_marks(&mut self) {
         for line in self.probe.read_lines() {
+            self.fire_due_strikes();
             let mark = Mark::parse(&line, self.now());
             self.strike_at_mark(&mark.name);
             if self.marks.len() < MARK_CAP {
@@ -443,7 +461,9 @@ impl State {
     }
 
     /// Sends plan strike `index` if the target is still alive, records it, and moves the
-    /// plan on. Returns whether the signal was sent.
+    /// plan on. Returns whether the signal was sent. It goes to the main process, or for a
+    /// strike limited to a program, to the first process alive that runs it (none: it is
+    /// not sent).
     fn send(&self, progress: &mut Progress, index: usize) -> bool {
         let strike = &self.plan[index];
         progress.next += 1;
@@ -452,26 +472,69 @@ impl State {
         if self.main_exited() {
             return false;
         }
-        progress.records[index].caught = procfs::catches(self.pid, strike.signal.number());
+        let chosen = match &strike.process {
+            Some(selector @ ProcessSelector::Program(_)) => {
+                // Only the tracer knows what each process runs; such a strike needs it.
+                match self
+                    .link
+                    .as_ref()
+                    .and_then(|link| link.first_selected(selector, self.pid))
+                {
+                    Some(process) => Some(process),
+                    None => {
+                        progress.records[index].unmatched = true;
+                        return false;
+                    }
+                }
+            }
+            Some(ProcessSelector::Main) | None => None,
+        };
+        let struck = chosen.clone().unwrap_or_else(|| self.main_process());
+        progress.records[index].caught = procfs::catches(struck.pid, strike.signal.number());
         let sig = rustix::process::Signal::from_named_raw(strike.signal.number())
             .expect("a named signal");
         // Stamped before the send: the tracer, on its own thread, may record the delivery
         // before this thread runs again, and a delivery must never precede its sending.
         let at = self.start.elapsed();
-        let sent = match strike.to {
-            Recipient::Process => pidfd_send_signal(&self.pidfd, sig),
-            Recipient::Group => {
+        let pid = |pid: i32| Pid::from_raw(pid).ok_or(rustix::io::Errno::SRCH);
+        let sent = match (strike.to, &chosen) {
+            (Recipient::Process, None) => pidfd_send_signal(&self.pidfd, sig),
+            // By pid: it was alive and unreaped a moment ago, and a pid is not reused
+            // before the tracer has reaped it and the kernel has gone round every other.
+            (Recipient::Process, Some(p)) => {
+                pid(p.pid).and_then(|p| rustix::process::kill_process(p, sig))
+            }
+            (Recipient::Group, None) => {
                 rustix::process::kill_process_group(Pid::from_raw(self.pid).unwrap(), sig)
             }
+            // Its own group: the target's, unless it made one of its own.
+            (Recipient::Group, Some(p)) => procfs::stat(p.pid)
+                .ok_or(rustix::io::Errno::SRCH)
+                .and_then(|s| pid(s.pgid))
+                .and_then(|g| rustix::process::kill_process_group(g, sig)),
         };
         if sent.is_err() {
             return false;
         }
         progress.records[index].sent_at = Some(at);
+        progress.records[index].struck = Some(struck);
         if let Some(link) = &self.link {
             link.struck.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         true
+    }
+
+    /// The main process and the program it runs: as the tracer last saw it exec, or the
+    /// program it was started with.
+    fn main_process(&self) -> StruckProcess {
+        self.link
+            .as_ref()
+            .and_then(|link| link.tracee(self.pid))
+            .filter(|p| !p.program.is_empty())
+            .unwrap_or_else(|| StruckProcess {
+                pid: self.pid,
+                program: self.main_program.clone(),
+            })
     }
 
     /// Empties the tracer's wake-up pipe (its news is in `progress`).
@@ -635,7 +698,7 @@ impl State {
         while progress.next < self.plan.len() {
             let index = progress.next;
             let strike = &self.plan[index];
-            let Point::Delay { after, clock } = strike.point else {
+            let Point::Delay { after, clock } = &strike.point else {
                 // The tracer fires syscall strikes, `serve_marks` probe strikes; each
                 // moves `next` on.
                 return;
@@ -655,7 +718,7 @@ impl State {
                     Clock::Handler(signal) => {
                         // The tracer saw the rt_sigaction; else /proc shows the handler,
                         // and the time is taken after it did: never before it existed.
-                        let seen = progress.handlers.get(&signal).copied().or_else(|| {
+                        let seen = progress.handlers.get(signal).copied().or_else(|| {
                             procfs::catches(self.pid, signal.number()).then(|| self.start.elapsed())
                         });
                         match seen {
@@ -663,9 +726,21 @@ impl State {
                             None => return,
                         }
                     }
+                    Clock::Exec(program) => {
+                        // The tracer wakes this thread when it sees a new program's exec.
+                        let seen = progress
+                            .execs
+                            .iter()
+                            .find(|(name, _)| program.matches(name))
+                            .map(|(_, at)| *at);
+                        match seen {
+                            Some(at) => progress.records[index].clock_started_at = Some(at),
+                            None => return,
+                        }
+                    }
                 }
             }
-            if now < progress.records[index].clock_started_at.unwrap() + after {
+            if now < progress.records[index].clock_started_at.unwrap() + *after {
                 return;
             }
             self.send(&mut progress, index);

@@ -13,6 +13,7 @@ use crate::judged::{JudgedCase, ScenarioResult};
 use crate::outcome::{FileState, Outcome, StrikeRecord};
 use crate::plan::{CaseId, Plan, Point};
 use crate::shrink::Stopped;
+use crate::strike::ProcessSelector;
 use crate::syscalls::{Event, RESTARTED, SyscallClass, What, matches};
 use crate::units::ms;
 
@@ -167,16 +168,22 @@ pub fn repro_text(report: &ScenarioReport) -> String {
     let _ = writeln!(out, "  plan: {}", case.plan);
     for record in &case.outcome.strikes {
         let mut line = format!("  strike: {}", record.signal);
-        match record.sent_at {
-            Some(at) => {
+        match (record.sent_at, &record.struck) {
+            (Some(at), struck) => {
                 let _ = write!(line, " sent at {}", ms(at));
+                if let Some(struck) = struck {
+                    let _ = write!(line, " to pid {} ({})", struck.pid, struck.program);
+                }
                 line.push_str(if record.caught {
-                    ", to a process with a handler for it"
+                    ", a process with a handler for it"
                 } else {
-                    ", to a process with no handler for it"
+                    ", a process with no handler for it"
                 });
             }
-            None => line.push_str(" never sent: the target was gone before its point"),
+            (None, _) if record.unmatched => {
+                let _ = write!(line, " never sent: {}", unmatched(record));
+            }
+            (None, _) => line.push_str(" never sent: the target was gone before its point"),
         }
         let _ = writeln!(out, "{line}");
     }
@@ -481,6 +488,10 @@ pub fn case_text(case: &JudgedCase, census: &Census) -> String {
 pub fn strike_story(outcome: &Outcome, census: &Census) -> Vec<String> {
     let mut lines = Vec::new();
     for record in &outcome.strikes {
+        if let Some(line) = chosen_process(record) {
+            lines.push(line);
+            continue;
+        }
         let (Some(hit), Point::Syscall { nth, when, .. }) = (&record.hit, &record.point) else {
             continue;
         };
@@ -501,6 +512,9 @@ pub fn strike_story(outcome: &Outcome, census: &Census) -> Vec<String> {
             let _ = write!(line, ", which returned {result}");
         }
         let _ = write!(line, ", in pid {}", hit.pid);
+        if let Some(struck) = &record.struck {
+            let _ = write!(line, " ({})", struck.program);
+        }
         if hit.tid != hit.pid {
             let _ = write!(line, " thread {}", hit.tid);
         }
@@ -527,6 +541,41 @@ pub fn strike_story(outcome: &Outcome, census: &Census) -> Vec<String> {
         lines.push(then);
     }
     lines
+}
+
+/// Which process a delay strike limited to a program went to, or why it went nowhere:
+/// `struck: SIGTERM at 12.3 ms, pid 812 (sh), the first `sh` process alive`.
+fn chosen_process(record: &StrikeRecord) -> Option<String> {
+    let Point::Delay { .. } = record.point else {
+        return None;
+    };
+    if record.unmatched {
+        return Some(format!("not struck: {}", unmatched(record)));
+    }
+    let (Some(at), Some(struck)) = (record.sent_at, &record.struck) else {
+        return None;
+    };
+    // Without `process`, the main process: the plan already says so.
+    let Some(ProcessSelector::Program(glob)) = &record.process else {
+        return None;
+    };
+    Some(format!(
+        "struck: {} at {}, pid {} ({}), the first `{glob}` process alive",
+        record.signal,
+        ms(at),
+        struck.pid,
+        struck.program
+    ))
+}
+
+/// Why a delay strike limited to a program was not sent.
+fn unmatched(record: &StrikeRecord) -> String {
+    match &record.process {
+        Some(ProcessSelector::Program(glob)) => {
+            format!("no `{glob}` process was alive when it was due")
+        }
+        _ => "no process it could hit was alive when it was due".into(),
+    }
 }
 
 /// Events as a short list, runs of the same call folded: `write out.json ×5, exit 0`.

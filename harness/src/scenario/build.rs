@@ -251,6 +251,7 @@ impl Strike {
             signal: SignalSet(Vec::new()),
             at,
             to: Recipient::Process,
+            process: None,
         }
     }
 
@@ -266,6 +267,7 @@ impl Strike {
         Strike::at(PointSpec::Delay {
             after: Some(delays.into()),
             after_handler: None,
+            after_exec: None,
         })
     }
 
@@ -275,7 +277,48 @@ impl Strike {
         Strike::at(PointSpec::Delay {
             after: None,
             after_handler: Some(signal),
+            after_exec: None,
         })
+    }
+
+    /// A strike at a random moment after the first exec of a program whose name matches
+    /// the glob, anywhere in the target's tree: `at = { after_exec = "python*" }`.
+    pub fn after_exec(program: &str) -> Strike {
+        let strike = Strike::at(PointSpec::Delay {
+            after: None,
+            after_handler: None,
+            after_exec: Some(parsed(".after_exec", program)),
+        });
+        if let Err(e) =
+            crate::strike::PointSpec::try_from(crate::strike::RawPoint::from(strike.at.clone()))
+        {
+            panic!("killpoint: .after_exec({program:?}): {e}");
+        }
+        strike
+    }
+
+    /// The delay range of a delay strike, counted from its clock (spawn, a handler, an
+    /// exec): `after = "…"` beside `after_handler` or `after_exec`.
+    pub fn delay(mut self, delays: impl Into<DelayRange>) -> Strike {
+        let PointSpec::Delay { after, .. } = &mut self.at else {
+            panic!("killpoint: .delay() belongs to a delay strike");
+        };
+        *after = Some(delays.into());
+        self
+    }
+
+    /// Which process the strike hits: `"main"` (the target's main process) or a glob
+    /// over program names (`"rsync"`, `"python*"`): `process = "…"`. A syscall strike then
+    /// counts only that process's calls and strikes the one that made the call; a delay
+    /// strike's signal goes to the first such process alive when it is due.
+    pub fn process(mut self, process: &str) -> Strike {
+        if matches!(self.at, PointSpec::Probe(_)) {
+            panic!(
+                "killpoint: .process({process:?}) belongs to a syscall or delay strike: a probe mark does not say which process made it"
+            );
+        }
+        self.process = Some(parsed(".process", process));
+        self
     }
 
     /// A strike at the entry of any call of a syscall class: `at = { syscall = "write" }`.
@@ -696,6 +739,21 @@ mod tests {
                     .either_side()
                     .signal(Signal::SIGTERM),
             )
+            .strike(
+                Strike::syscall(SyscallClass::Write)
+                    .path("*.out")
+                    .nth(2)
+                    .process("sh")
+                    .to_group()
+                    .signal(Signal::SIGTERM),
+            )
+            .strike(
+                Strike::after_exec("python*")
+                    .delay(Duration::ZERO..Duration::from_millis(50))
+                    .process("python*")
+                    .signal(Signal::SIGINT),
+            )
+            .strike(Strike::during_run().process("main").signal(Signal::SIGTERM))
             .expect(Expect::atomic_output("out/data.json"))
             .expect(Expect::valid_output("t.db", ["check-db", "{path}"]))
             .expect(Expect::normalized_output("log.txt", ["sed", "1d"]))
@@ -737,6 +795,18 @@ mod tests {
             [[strike]]
             signal = "SIGTERM"
             at = { syscall = "fsync", nth = "last", when = "both" }
+            [[strike]]
+            signal = "SIGTERM"
+            at = { syscall = "write", path = "*.out", nth = 2 }
+            process = "sh"
+            to = "group"
+            [[strike]]
+            signal = "SIGINT"
+            at = { after_exec = "python*", after = "0ms..50ms" }
+            process = "python*"
+            [[strike]]
+            signal = "SIGTERM"
+            process = "main"
             [expect]
             outputs = [
                 "out/data.json",
@@ -808,6 +878,18 @@ mod tests {
     #[should_panic(expected = ".path(\"out.json\") belongs to a syscall strike")]
     fn a_path_on_a_probe_strike_panics() {
         let _ = Strike::probe("ack").path("out.json");
+    }
+
+    #[test]
+    #[should_panic(expected = ".process(\"sh\") belongs to a syscall or delay strike")]
+    fn a_process_on_a_probe_strike_panics() {
+        let _ = Strike::probe("ack").process("sh");
+    }
+
+    #[test]
+    #[should_panic(expected = ".after_exec(\"main\"): `after_exec` names a program")]
+    fn after_exec_main_panics_saying_what_main_means() {
+        let _ = Strike::after_exec("main");
     }
 
     use super::super::Invalid;

@@ -18,15 +18,15 @@ pub use crate::expect::{
     SurvivorSource, Survivors,
 };
 pub use crate::setup::{SetupContent, SetupFile};
-pub use crate::strike::{PointSpec, ProbePoint, Recipient, Strike, SyscallPoint};
+pub use crate::strike::{PointSpec, ProbePoint, ProcessSelector, Recipient, Strike, SyscallPoint};
 pub use crate::values::{
-    Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, Signal, SignalSet, WorkPath,
-    format_duration, parse_duration,
+    Arg, ArgPart, DelayRange, ExitStatus, Nth, NthBound, PathGlob, ProgramGlob, Signal, SignalSet,
+    WorkPath, format_duration, parse_duration,
 };
 pub use build::{ExitCodes, Expectation};
 
 use crate::invariants::{self, Invariant};
-use crate::strike::RawPoint;
+use crate::strike::{RawPoint, RawStrike};
 use crate::syscalls::{ClassSet, SyscallClass};
 use crate::values;
 
@@ -311,6 +311,8 @@ impl Scenario {
             // A built point has not been through the file's checks: put it through them.
             PointSpec::try_from(RawPoint::from(strike.at.clone()))
                 .map_err(|message| invalid(format!("strike[{i}].at"), message))?;
+            Strike::try_from(RawStrike::from(strike.clone()))
+                .map_err(|message| invalid(format!("strike[{i}]"), message))?;
         }
         check_strike_count(self.max_strikes).map_err(|m| invalid("max_strikes", m))?;
         for (program, package) in &self.requires {
@@ -381,9 +383,10 @@ impl Scenario {
     }
 
     /// Whether a strike point or a checked promise cannot work without the ptrace tracer:
-    /// syscall and `after_handler` points, `signal_forwarded`, `handler_io = "violation"`.
+    /// syscall, `after_handler` and `after_exec` points, a strike limited to a program,
+    /// `signal_forwarded`, `handler_io = "violation"`.
     pub fn needs_tracer(&self) -> bool {
-        self.strikes.iter().any(|s| s.at.needs_tracer())
+        self.strikes.iter().any(Strike::needs_tracer)
             || self.expect.signal_forwarded
             || self.expect.handler_io == Severity::Violation
     }
@@ -862,7 +865,8 @@ violation = "atomic-output"
             s.strikes[2].at,
             PointSpec::Delay {
                 after: Some("0ms..5ms".parse().unwrap()),
-                after_handler: Some(Signal::SIGINT)
+                after_handler: Some(Signal::SIGINT),
+                after_exec: None,
             }
         );
         assert!(s.needs_tracer());
@@ -941,6 +945,109 @@ violation = "atomic-output"
         let e = with("{ probe = \"flush begin\" }").unwrap_err();
         assert!(e.message.contains("not a mark name"), "{}", e.message);
         assert_eq!(e.key.as_deref(), Some("strike[0].at"));
+    }
+
+    #[test]
+    fn a_strike_names_its_process_as_main_or_a_program_glob() {
+        let with = |extra: &str| {
+            parse(&MINIMAL.replace(
+                "signal = \"SIGTERM\"",
+                &format!("signal = \"SIGTERM\"\n{extra}"),
+            ))
+        };
+        let s = with("process = \"main\"").unwrap();
+        assert_eq!(s.strikes[0].process, Some(ProcessSelector::Main));
+        assert!(
+            !s.needs_tracer(),
+            "the main process is known without the tracer"
+        );
+        let s = with("process = \"python*\"\nat = { after = \"0ms..5ms\" }").unwrap();
+        assert_eq!(
+            s.strikes[0].process,
+            Some(ProcessSelector::Program("python*".parse().unwrap()))
+        );
+        assert!(
+            s.needs_tracer(),
+            "which program a process runs, only the tracer sees"
+        );
+        let s = with("process = \"[m]ain\"\nat = { syscall = \"write\" }").unwrap();
+        let Some(ProcessSelector::Program(glob)) = &s.strikes[0].process else {
+            panic!("{:?}", s.strikes[0].process)
+        };
+        assert!(glob.matches("main"), "a program literally named main");
+        let s = with("at = { after_exec = \"sh\", after = \"1ms\" }").unwrap();
+        assert_eq!(
+            s.strikes[0].at,
+            PointSpec::Delay {
+                after: Some("1ms".parse().unwrap()),
+                after_handler: None,
+                after_exec: Some("sh".parse().unwrap()),
+            }
+        );
+        assert!(s.needs_tracer(), "an exec is seen by the tracer");
+    }
+
+    #[test]
+    fn a_bad_process_or_after_exec_is_refused_at_its_line_column_and_key() {
+        let with = |extra: &str| {
+            parse(&MINIMAL.replace(
+                "signal = \"SIGTERM\"",
+                &format!("signal = \"SIGTERM\"\n{extra}"),
+            ))
+            .unwrap_err()
+        };
+        let e = with("process = \"/usr/bin/rsync\"");
+        assert_eq!(
+            e.to_string(),
+            "s.toml:6:11: key `strike[0].process`: `/usr/bin/rsync` is a path: a program is matched by its file name alone, e.g. \"rsync\""
+        );
+        let e = with("process = 3");
+        assert_eq!((e.line, e.column), (6, 11), "{e}");
+        assert!(
+            e.message
+                .contains("expected \"main\" or a program name glob"),
+            "{e}"
+        );
+        let e = with("process = \"py[\"");
+        assert_eq!(e.key.as_deref(), Some("strike[0].process"), "{e}");
+        assert!(e.message.starts_with("`py[` is not a valid glob"), "{e}");
+        let e = with("process = \"sh\"\nat = { probe = \"ack\" }");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (4, Some("strike[0]")),
+            "at its [[strike]]: {e}"
+        );
+        assert!(
+            e.message
+                .contains("a probe mark does not say which process made it"),
+            "{e}"
+        );
+        let e = with("at = { after_exec = \"sh\", after_handler = \"SIGTERM\" }");
+        assert_eq!((e.line, e.key.as_deref()), (6, Some("strike[0].at")), "{e}");
+        assert_eq!(
+            e.message,
+            "`after_handler` and `after_exec` are two clocks for one delay: keep one"
+        );
+        let e = with("at = { after_exec = \"sh\", syscall = \"write\" }");
+        assert!(
+            e.message
+                .contains("drop `after`/`after_handler`/`after_exec` or `syscall`"),
+            "{e}"
+        );
+        let e = with("at = { after_exec = \"sh\", probe = \"ack\" }");
+        assert!(
+            e.message
+                .contains("drop `after`/`after_handler`/`after_exec` or `probe`"),
+            "{e}"
+        );
+        let e = with("at = { after_exec = \"main\" }");
+        assert!(e.message.contains("written \"[m]ain\""), "{e}");
+        let e = with("at = { after_exec = \"bin/sh\" }");
+        assert_eq!(
+            (e.line, e.column, e.key.as_deref()),
+            (6, 21, Some("strike[0].at.after_exec")),
+            "{e}"
+        );
     }
 
     #[test]

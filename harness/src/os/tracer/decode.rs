@@ -176,6 +176,33 @@ pub(super) fn decode_status(raw: i32) -> Stop {
     }
 }
 
+/// The name of the program a process runs, read just after its exec: the file name the
+/// exec named (`AT_EXECFN` in its auxiliary vector), without its directory. That is the
+/// name the kernel gives the process (`comm`) before cutting it to 15 bytes, and neither
+/// a symlink's target (`sh`, not `dash`) nor the interpreter of a `#!` script. `comm`
+/// stands in when the vector cannot be read.
+pub(super) fn program_name(pid: i32) -> String {
+    const AT_EXECFN: u64 = 31;
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv")).unwrap_or_default();
+    let execfn = auxv
+        .chunks_exact(16)
+        .map(|pair| {
+            let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+            (word(&pair[..8]), word(&pair[8..]))
+        })
+        .find(|(key, _)| *key == AT_EXECFN)
+        .and_then(|(_, addr)| read_string(pid, addr));
+    match execfn {
+        Some(path) if !path.is_empty() => {
+            let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+            String::from_utf8_lossy(name).into_owned()
+        }
+        _ => std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim_end_matches('\n').to_string())
+            .unwrap_or_default(),
+    }
+}
+
 /// Reads a NUL-terminated string from the task's memory (at most 4 KiB).
 fn read_string(tid: i32, addr: u64) -> Option<Vec<u8>> {
     if addr == 0 {

@@ -46,7 +46,6 @@ mod decode;
 mod serve;
 mod strike;
 
-use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -60,8 +59,8 @@ use std::time::Instant;
 use super::procfs;
 use super::run::{Progress, spawn_registered};
 use super::seccomp::Filter;
-use crate::outcome::{HandlerIo, ProcessTrace};
-use crate::strike::Recipient;
+use crate::outcome::{HandlerIo, ProcessTrace, StruckProcess};
+use crate::strike::{ProcessSelector, Recipient};
 use crate::syscalls::{ClassSet, Event, SyscallCensus, SyscallClass, When};
 use crate::values::{ExitStatus, PathGlob, Signal};
 use serve::Tracer;
@@ -99,9 +98,11 @@ pub struct SyscallStrike {
     pub to: Recipient,
     pub class: SyscallClass,
     pub path: Option<PathGlob>,
-    /// Which matching call, from 1 over the whole tree.
+    /// Which matching call, from 1 over the whole tree, or over the calls of the
+    /// processes `process` selects.
     pub nth: u64,
     pub when: When,
+    pub process: Option<ProcessSelector>,
 }
 
 /// What the case thread and the tracer share.
@@ -110,8 +111,10 @@ pub struct Link {
     /// Set by whoever sends the first strike: the trace windows switch from "before" to
     /// "after" there.
     pub struck: AtomicBool,
-    /// The live traced processes, so that killing the tree can reach every one of them.
-    pub tracees: Mutex<BTreeSet<i32>>,
+    /// The live traced processes, in the order they started, with the program each runs:
+    /// killing the tree reaches every one of them, and a delay strike limited to a
+    /// program picks the first that runs it.
+    pub tracees: Mutex<Vec<StruckProcess>>,
     /// Written to (one byte) when the tracer has news for the case thread.
     wake: OwnedFd,
 }
@@ -126,7 +129,7 @@ impl Link {
         let link = Link {
             progress,
             struck: AtomicBool::new(false),
-            tracees: Mutex::new(BTreeSet::new()),
+            tracees: Mutex::new(Vec::new()),
             wake: write,
         };
         Ok((Arc::new(link), read))
@@ -136,13 +139,28 @@ impl Link {
         let _ = rustix::io::write(&self.wake, b"!");
     }
 
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<StruckProcess>> {
+        self.tracees.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn tracees(&self) -> Vec<i32> {
-        self.tracees
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.live().iter().map(|p| p.pid).collect()
+    }
+
+    /// The live traced process `pid`, with the program it runs.
+    pub fn tracee(&self, pid: i32) -> Option<StruckProcess> {
+        self.live().iter().find(|p| p.pid == pid).cloned()
+    }
+
+    /// The first traced process, in the order they started, that `process` selects and
+    /// that is still alive (a zombie the tracer has not reaped yet is not: a signal would
+    /// reach nothing).
+    pub fn first_selected(&self, process: &ProcessSelector, main: i32) -> Option<StruckProcess> {
+        self.live()
             .iter()
-            .copied()
-            .collect()
+            .filter(|p| process.selects(p.pid, main, &p.program))
+            .find(|p| procfs::stat(p.pid).is_some_and(|s| s.state != 'Z' && s.state != 'X'))
+            .cloned()
     }
 }
 
@@ -176,7 +194,7 @@ pub struct Traced {
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     #[error(
-        "cannot trace `{program}`: {step} failed: {error}\n  {hint}\n  Delay strikes (`at = {{ after = … }}`) work without ptrace; syscall strikes and `after_handler` need it."
+        "cannot trace `{program}`: {step} failed: {error}\n  {hint}\n  Delay strikes (`at = {{ after = … }}`) work without ptrace; syscall strikes, `after_handler`, `after_exec` and `process = \"PROGRAM\"` need it."
     )]
     Unavailable {
         program: String,

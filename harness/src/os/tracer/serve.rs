@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use nix::sys::ptrace::{self, Options};
 use nix::unistd::Pid;
 
-use super::decode::{ExitStatusRaw, Stop, decode_status, installs_handler};
+use super::decode::{ExitStatusRaw, Stop, decode_status, installs_handler, program_name};
 use super::strike::{RESTARTS, Replay};
 use super::{EVENT_CAP, Link, SyscallStrike, TraceLog, TraceSetup, WINDOW_AFTER, WINDOW_BEFORE};
 use crate::os::procfs;
-use crate::outcome::{HandlerIo, ProcessTrace};
+use crate::outcome::{HandlerIo, ProcessTrace, StruckProcess};
 use crate::syscalls::{
-    Delivered, Event, InstalledHandler, SyscallCensus, SyscallClass, TracedProcess, What, When,
-    matches,
+    Delivered, Event, ExecSeen, InstalledHandler, SyscallCensus, SyscallClass, TracedProcess, What,
+    When, matches,
 };
 use crate::values::{ExitStatus, Signal};
 
@@ -91,6 +91,9 @@ pub(super) struct Tracer {
     /// is forgotten once its event comes, as pids are reused: a later task with the same
     /// pid is a new one.
     dead: HashSet<i32>,
+    /// The program each live process runs (by its pid), as of its last exec: what a
+    /// strike limited to a program counts and strikes.
+    pub(super) programs: HashMap<i32, String>,
 }
 
 impl Tracer {
@@ -101,16 +104,17 @@ impl Tracer {
             pid: main,
             parent: None,
             command: String::new(),
+            program: String::new(),
             threads: 0,
             status: None,
             started_at: Duration::ZERO,
             exited_at: None,
             signals: Vec::new(),
         });
-        link.tracees
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(main);
+        link.live().push(StruckProcess {
+            pid: main,
+            program: String::new(),
+        });
         let mut tasks = HashMap::new();
         let target = Task {
             announced: true,
@@ -133,6 +137,7 @@ impl Tracer {
             order: vec![main],
             root,
             dead: Default::default(),
+            programs: HashMap::new(),
         }
     }
 
@@ -280,11 +285,8 @@ impl Tracer {
             process.status = status;
             process.exited_at = Some(now);
         }
-        self.link
-            .tracees
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&tid);
+        self.programs.remove(&tid);
+        self.link.live().retain(|p| p.pid != tid);
         if tid == self.main {
             self.log.main_status = status;
             self.link.wake();
@@ -321,6 +323,8 @@ impl Tracer {
                 if let Some(p) = self.log.census.process(tid) {
                     p.command = procfs::command_line(tid);
                 }
+                // Its exec, before the tracer could ask to be told of execs.
+                self.exec_seen(tid);
             }
             self.resume(tid, 0); // the kernel's stop, not a signal anyone sent
             return;
@@ -371,6 +375,7 @@ impl Tracer {
                 if let Some(p) = self.log.census.process(tid) {
                     p.command = command.clone();
                 }
+                self.exec_seen(tid);
                 self.record(tid, tid, What::Exec { command });
             }
             _ => {}
@@ -403,22 +408,25 @@ impl Tracer {
             .or_insert_with(|| Task::new(tgid, libc::SIGSTOP))
             .announced = true;
         if tgid == new {
-            self.link
-                .tracees
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(new);
             let command = self
                 .log
                 .census
                 .process(parent)
                 .map(|p| p.command.clone())
                 .unwrap_or_default();
+            // Until it execs, a child runs its parent's program.
+            let program = self.programs.get(&parent).cloned().unwrap_or_default();
+            self.programs.insert(new, program.clone());
+            self.link.live().push(StruckProcess {
+                pid: new,
+                program: program.clone(),
+            });
             let started_at = self.now();
             self.log.census.processes.push(TracedProcess {
                 pid: new,
                 parent: Some(parent),
                 command,
+                program,
                 threads: 0,
                 status: None,
                 started_at,
@@ -428,6 +436,31 @@ impl Tracer {
             self.order.push(new);
         } else if let Some(p) = self.log.census.process(tgid) {
             p.threads += 1;
+        }
+    }
+
+    /// Process `pid` has just exec'd: its program is what it runs from now on, in the
+    /// census, for strikes limited to a program, and for delays counted from an exec.
+    fn exec_seen(&mut self, pid: i32) {
+        let program = program_name(pid);
+        let at = self.now();
+        if let Some(p) = self.log.census.process(pid) {
+            p.program = program.clone();
+        }
+        if let Some(p) = self.link.live().iter_mut().find(|p| p.pid == pid) {
+            p.program = program.clone();
+        }
+        self.programs.insert(pid, program.clone());
+        self.log.census.execs.push(ExecSeen {
+            pid,
+            program: program.clone(),
+            at,
+        });
+        let mut progress = self.link.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if !progress.execs.iter().any(|(p, _)| *p == program) {
+            progress.execs.push((program, at));
+            drop(progress);
+            self.link.wake();
         }
     }
 
@@ -475,7 +508,15 @@ impl Tracer {
         // Is a strike due at this call? Only the strike whose turn it is counts the call: a
         // plan's later strike counts from the strike before it. Plan progress is read only
         // for a call some strike would count.
-        let counts = |s: &SyscallStrike| s.class == class && matches(s.path.as_ref(), &call.paths);
+        let program = self.programs.get(&tgid).map_or("", String::as_str);
+        let main = self.main;
+        let counts = |s: &SyscallStrike| {
+            s.class == class
+                && matches(s.path.as_ref(), &call.paths)
+                && s.process
+                    .as_ref()
+                    .is_none_or(|p| p.selects(tgid, main, program))
+        };
         let mut due = None;
         if self.setup.strikes.iter().any(counts) {
             let turn = self.turn();
@@ -494,7 +535,8 @@ impl Tracer {
         // Only a census (or `killpoint trace`) keeps the counts per class and path; a case
         // throws them away, so it does not pay for them at every stop.
         if self.setup.keep_events {
-            self.log.census.add_call(&call, self.seq + 1);
+            let program = self.programs.get(&tgid).map_or("", String::as_str);
+            self.log.census.add_call(&call, self.seq + 1, tgid, program);
         }
         let event = self.record(tgid, tid, What::Syscall(call));
 

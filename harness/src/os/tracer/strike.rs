@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 use super::decode::add_offset;
 use super::serve::Tracer;
 use crate::os::procfs;
+use crate::outcome::StruckProcess;
 use crate::strike::Recipient;
 use crate::syscalls::{Event, SyscallClass, What};
 
@@ -88,7 +89,8 @@ impl Tracer {
         self.log.failure = Some("entry strikes are implemented for x86_64 only".into());
     }
 
-    /// Sends strike `i`'s signal: to the thread that made the call, or to the group.
+    /// Sends strike `i`'s signal: to the thread that made the call, or to the group —
+    /// the target's, or for a strike limited to a process, the struck process's own.
     pub(super) fn fire(&mut self, i: usize, tid: i32, tgid: i32, mut event: Event) {
         let strike = &self.setup.strikes[i];
         let signal = strike.signal.number();
@@ -105,8 +107,18 @@ impl Tracer {
                 // that leaves signals to one `sigwait` thread): then to the process.
                 Recipient::Process if procfs::blocks(tid, signal) => libc::kill(tgid, signal) == 0,
                 Recipient::Process => libc::syscall(libc::SYS_tgkill, tgid, tid, signal) == 0,
+                // "That process, and its group": a child that made a group of its own (a
+                // shell's job, a daemon) is signalled with it, one that did not with the
+                // target's whole group.
+                Recipient::Group if strike.process.is_some() => {
+                    procfs::stat(tgid).is_some_and(|s| libc::kill(-s.pgid, signal) == 0)
+                }
                 Recipient::Group => libc::kill(-self.main, signal) == 0,
             }
+        };
+        let struck = StruckProcess {
+            pid: tgid,
+            program: self.programs.get(&tgid).cloned().unwrap_or_default(),
         };
         let index = strike.index;
         let mut progress = self.link.progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,6 +126,7 @@ impl Tracer {
         record.caught = caught;
         record.hit = Some(event);
         if sent {
+            record.struck = Some(struck);
             record.sent_at = Some(self.start.elapsed());
             self.link.struck.store(true, Ordering::SeqCst);
         }
