@@ -35,10 +35,12 @@ const WRITES: u64 = 1024;
 /// comes, no deadline, no handler checks), prepared: its census run once.
 fn prepared(command: &[&str], traced: bool) -> Cases {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // The arguments are templates (`{bin:…}`, `{work}`), as a scenario file writes them.
     let mut scenario = Scenario::command(command[0]);
-    for arg in &command[1..] {
-        scenario = scenario.arg(*arg);
-    }
+    scenario.command = command
+        .iter()
+        .map(|arg| arg.parse().expect("a template argument"))
+        .collect();
     scenario = if traced {
         scenario.strike(Strike::syscall(SyscallClass::Write).signal(Signal::SIGTERM))
     } else {
