@@ -27,14 +27,17 @@ use crate::judged::JudgedCase;
 use crate::os::command::{Finished, Helper, HelperError, Stdin, run_helper};
 use crate::os::run::{self, Limits, Run, RunError};
 use crate::os::sandbox::Sandbox;
+use crate::os::serving::{ClientLaunch, Lifecycle, ReadyCheck, ReadyWatch};
 use crate::os::tracer::{SyscallStrike, TraceError, TraceLog, TraceSetup};
+use crate::outcome::KillReason;
 use crate::outcome::{Capture, CheckRecord, FileState, Outcome, OutputRecord, ResumeRecord};
 use crate::plan::{CaseId, Clock, Plan, Point};
 use crate::scenario::Scenario;
+use crate::server::{Port, ReadyOn};
 use crate::strike::PointSpec;
 use crate::survivors;
 use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
-use crate::targets::{self, Resolved};
+use crate::targets::{self, Place, Resolved};
 use crate::values::{ExitStatus, Signal, WorkPath};
 
 /// A scenario made ready to run: its commands resolved once.
@@ -50,6 +53,11 @@ pub(crate) struct Prepared {
     judges: BTreeMap<WorkPath, Resolved>,
     /// Each checker's command, in `[[expect.check]]` order.
     checks: Vec<Resolved>,
+    /// Each `[[client]]`'s command.
+    clients: Vec<Resolved>,
+    /// Whether a command or the ready condition names `{port}`: every run then gets a
+    /// free loopback port of its own.
+    uses_port: bool,
     /// Whether cases run under the tracer: the scenario wants it, and the census could.
     traced: bool,
 }
@@ -105,6 +113,12 @@ impl Prepared {
                 .iter()
                 .map(|c| resolve(&c.command))
                 .collect(),
+            clients: scenario
+                .clients
+                .iter()
+                .map(|c| resolve(&c.command))
+                .collect(),
+            uses_port: scenario.uses_port(),
             scenario: scenario.clone(),
             traced: scenario.wants_tracer(),
         })
@@ -187,7 +201,10 @@ impl Prepared {
     fn observe(&self, plan: &Plan, reference: Reference) -> Result<Observed, RunError> {
         let scenario = &self.scenario;
         let expect = &scenario.expect;
-        let sandbox = Sandbox::create(&self.setup)?;
+        let mut sandbox = Sandbox::create(&self.setup)?;
+        if self.uses_port {
+            sandbox.port = Some(crate::os::net::free_port()?);
+        }
         self.run_prepare(&sandbox)?;
         let paths = expect.output_paths();
         let prior: Vec<Option<Vec<u8>>> = paths
@@ -196,7 +213,7 @@ impl Prepared {
             .collect::<Result<_, _>>()?;
         // What is there before the run (setup files) is prior state, never a leftover.
         let files_before = sandbox.list(&paths, &expect.temp_scope, &expect.temp_allow);
-        let launch = self.target.launch(sandbox.path(), &scenario.env);
+        let launch = self.target.launch(place(&sandbox), &scenario.env);
         let (watch, trace) = match reference {
             Reference::Census => (
                 self.census_signals(),
@@ -204,7 +221,22 @@ impl Prepared {
             ),
             Reference::Case(_) => (Vec::new(), self.case_trace(plan, sandbox.path())),
         };
-        let ran: Run = run::run(&launch, &plan.strikes, &watch, self.limits(), trace)?;
+        let lifecycle = self.lifecycle(&sandbox);
+        let ran: Run = run::run(
+            &launch,
+            &plan.strikes,
+            &watch,
+            self.limits(),
+            trace,
+            lifecycle,
+        )?;
+        if let Some(kill) = ran
+            .killed
+            .as_ref()
+            .filter(|k| k.reason == KillReason::NeverReady)
+        {
+            return Err(self.never_ready(&sandbox, kill.at, &ran));
+        }
 
         let mut left = BTreeMap::new();
         for path in paths.iter().chain(&expect.resume_outputs()) {
@@ -269,13 +301,16 @@ impl Prepared {
             survivors: expect
                 .acked
                 .as_ref()
-                .map(|spec| survivors::read(spec, self.survivors.as_ref(), sandbox.path())),
+                .map(|spec| survivors::read(spec, self.survivors.as_ref(), place(&sandbox))),
             tracking: ran.tracking,
             trace,
             processes,
             handler_io,
             marker_files: self.marker_files(&sandbox)?,
             marks: ran.marks,
+            ready_at: ran.ready_at,
+            stop: ran.stop,
+            clients: ran.clients,
             checks: Vec::new(),
             resume: None,
         };
@@ -293,6 +328,79 @@ impl Prepared {
         })
     }
 
+    /// What a server's run must do beside running, resolved for the run in `sandbox`:
+    /// its ready condition, its clients, its stop.
+    fn lifecycle(&self, sandbox: &Sandbox) -> Lifecycle {
+        let scenario = &self.scenario;
+        let ready = scenario.ready.as_ref().map(|r| {
+            let on = match &r.on {
+                ReadyOn::Stdout(p) => ReadyCheck::Stdout(p.clone()),
+                ReadyOn::Stderr(p) => ReadyCheck::Stderr(p.clone()),
+                ReadyOn::Port(port) => ReadyCheck::Port(
+                    port.number(sandbox.port)
+                        .expect("a scenario that waits for {port} gets a port for every run"),
+                ),
+                ReadyOn::File(path) => ReadyCheck::File(sandbox.path().join(path.as_str())),
+                ReadyOn::Probe(name) => ReadyCheck::Probe(name.clone()),
+            };
+            let shown = match (&r.on, sandbox.port) {
+                (ReadyOn::Port(Port::Case), Some(port)) => {
+                    format!("a TCP connect to 127.0.0.1:{port} ({{port}})")
+                }
+                (on, _) => on.to_string(),
+            };
+            ReadyWatch {
+                on,
+                timeout: r.timeout.unwrap_or(scenario.timeout),
+                shown,
+            }
+        });
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = scenario
+            .env
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let clients = scenario
+            .clients
+            .iter()
+            .zip(&self.clients)
+            .map(|(spec, command)| {
+                ClientLaunch::new(
+                    shown(&spec.command),
+                    command.argv(place(sandbox)),
+                    sandbox.path().to_path_buf(),
+                    env.clone(),
+                )
+            })
+            .collect();
+        Lifecycle {
+            ready,
+            clients,
+            stop: scenario.stop.as_ref().map(|s| (s.signal, s.after)),
+        }
+    }
+
+    /// The error of a target that was not ready in time, with no strike to blame: what
+    /// it waited for, and the end of the target's output.
+    fn never_ready(&self, sandbox: &Sandbox, at: std::time::Duration, ran: &Run) -> RunError {
+        let ready = self
+            .lifecycle(sandbox)
+            .ready
+            .expect("only a ready condition times out");
+        let finished = Finished {
+            status: std::os::unix::process::ExitStatusExt::from_raw(0),
+            stdout: ran.stdout.text.clone().into_bytes(),
+            stderr: ran.stderr.text.clone().into_bytes(),
+        };
+        RunError::NeverReady(format!(
+            "the target was never ready: it waited {} for {}, and killed it at {}{}",
+            crate::values::format_duration(ready.timeout),
+            ready.shown,
+            crate::units::ms(at),
+            tails(&finished)
+        ))
+    }
+
     /// Runs the `prepare` command in a fresh sandbox; a failure is the scenario's error,
     /// with the command's output.
     fn run_prepare(&self, sandbox: &Sandbox) -> Result<(), RunError> {
@@ -301,7 +409,7 @@ impl Prepared {
         };
         let what = format!("the prepare command `{}`", shown(&self.scenario.prepare));
         let finished =
-            self.run_beside(sandbox, &what, command.argv(sandbox.path()), Stdin::Null)?;
+            self.run_beside(sandbox, &what, command.argv(place(sandbox)), Stdin::Null)?;
         if finished.status.success() {
             return Ok(());
         }
@@ -375,7 +483,7 @@ impl Prepared {
                 shown(command),
                 spec.path
             );
-            let argv = self.judges[&spec.path].argv_judging(sandbox.path(), &file);
+            let argv = self.judges[&spec.path].argv_judging(place(sandbox), &file);
             let finished = self.run_beside(sandbox, &what, argv, stdin)?;
             match finished.status.code() {
                 Some(_) => Ok(finished),
@@ -467,7 +575,7 @@ impl Prepared {
             let finished = self.run_beside(
                 sandbox,
                 &what,
-                command.argv(sandbox.path()),
+                command.argv(place(sandbox)),
                 Stdin::Bytes(json.clone()),
             )?;
             let held = match finished.status.code() {
@@ -624,8 +732,8 @@ impl Prepared {
             deadline: None,
             grace: self.scenario.expect.grace(),
         };
-        let launch = command.launch(sandbox.path(), &self.scenario.env);
-        let ran = run::run(&launch, &[], &[], limits, None)?;
+        let launch = command.launch(place(sandbox), &self.scenario.env);
+        let ran = run::run(&launch, &[], &[], limits, None, Default::default())?;
         let mut outputs = Vec::new();
         for (path, before) in paths.iter().zip(before) {
             outputs.push(OutputRecord {
@@ -733,6 +841,14 @@ impl Prepared {
             &self.scenario.invariants,
         );
         JudgedCase::new(0, CaseId::Census, plan, census.run.clone(), verdicts)
+    }
+}
+
+/// What the placeholders of a run in `sandbox` stand for.
+fn place(sandbox: &Sandbox) -> Place<'_> {
+    Place {
+        work: sandbox.path(),
+        port: sandbox.port,
     }
 }
 

@@ -992,6 +992,7 @@ pub fn observe(
             grace: crate::expect::DEFAULT_LEFTOVER_GRACE,
         },
         Some(trace),
+        Default::default(),
     )?;
     if ran
         .killed

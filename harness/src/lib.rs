@@ -19,6 +19,7 @@ pub mod plan;
 pub mod regressions;
 pub mod report;
 pub mod scenario;
+pub mod server;
 pub mod setup;
 pub(crate) mod shrink;
 pub(crate) mod space;

@@ -62,12 +62,54 @@ pub struct Outcome {
     /// The probe marks the target made, in order (up to [`MARK_CAP`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
+    /// When the target was ready (`ready`); `None` without a ready condition, or if it
+    /// never was.
+    #[serde(
+        default,
+        with = "crate::units::opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ready_at: Option<Duration>,
+    /// The `stop` the harness sent, when no strike had reached the target before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopRecord>,
+    /// Each `[[client]]`'s run, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientRecord>,
     /// What each `[[expect.check]]` checker said about the case, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckRecord>,
     /// The `[expect.resume]` command's run after the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeRecord>,
+}
+
+/// The stop a run no strike reached ended with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRecord {
+    pub signal: Signal,
+    #[serde(with = "crate::units::millis")]
+    pub sent_at: Duration,
+}
+
+/// One `[[client]]`'s run beside the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// Its command, as the scenario writes it.
+    pub command: String,
+    #[serde(with = "crate::units::millis")]
+    pub started_at: Duration,
+    #[serde(with = "crate::units::opt_millis")]
+    pub ended_at: Option<Duration>,
+    /// How it ended; `None` if it could not start (then `error` says why).
+    pub status: Option<ExitStatus>,
+    /// Whether the harness cut it off: it was still running when the case ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut_off: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub stdout: Capture,
+    pub stderr: Capture,
 }
 
 /// A checker's run on a case: exit 0 (held) or 1 (broken); any other end is the
@@ -296,6 +338,8 @@ pub enum KillReason {
     TimedOut,
     /// Processes outlived the main process.
     Leftovers,
+    /// No strike reached the target and it was not ready within `ready.timeout`.
+    NeverReady,
 }
 
 impl KillReason {
@@ -307,6 +351,7 @@ impl KillReason {
             KillReason::Leftovers => {
                 "processes of the tree were still running after the main process had ended"
             }
+            KillReason::NeverReady => "no strike reached it and it was not ready in time",
         }
     }
 }

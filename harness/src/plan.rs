@@ -66,6 +66,8 @@ pub enum Clock {
     /// From the first exec of a program whose name matches, anywhere in the tree, as the
     /// tracer sees its exec event.
     Exec(ProgramGlob),
+    /// From the moment the target was ready (`ready`).
+    Ready,
     /// From the moment the strike before it in the plan was sent.
     Previous,
 }
@@ -107,6 +109,7 @@ impl fmt::Display for PlannedStrike {
                     Clock::Handler(s) => write!(f, "after the {s} handler was installed"),
                     Clock::Exec(glob) => write!(f, "after the first exec of `{glob}`"),
                     Clock::Previous => f.write_str("after the strike before"),
+                    Clock::Ready => f.write_str("after the target was ready"),
                 }
             }
             Point::Syscall {

@@ -246,7 +246,23 @@ fn points(
             after,
             after_handler,
             after_exec,
+            after_ready,
         } => {
+            if *after_ready {
+                let Some(ready) = census.run.ready_at else {
+                    return Err(
+                        "`after_ready`, but the uninterrupted run has no ready moment: add `ready = { … }` to the scenario"
+                            .into(),
+                    );
+                };
+                let range = after.unwrap_or(DelayRange {
+                    start: Duration::ZERO,
+                    end: census.duration().saturating_sub(ready),
+                });
+                return Ok(PointSpace::Delay(
+                    signals.iter().map(|_| (Clock::Ready, range)).collect(),
+                ));
+            }
             if let Some(handler) = after_handler
                 && !census.handlers.contains_key(handler)
             {

@@ -153,6 +153,9 @@ pub enum PointSpec {
         /// Count the delay from the first exec of a program whose name matches, seen by
         /// the tracer (its exec event) anywhere in the tree.
         after_exec: Option<ProgramGlob>,
+        /// Count the delay from the moment the target was ready (`ready`); written
+        /// `after_ready = "RANGE"`, the range being `after`.
+        after_ready: bool,
     },
     /// The entry or exit of the n-th matching syscall, seen by the tracer.
     Syscall(SyscallPoint),
@@ -166,6 +169,7 @@ impl Default for PointSpec {
             after: None,
             after_handler: None,
             after_exec: None,
+            after_ready: false,
         }
     }
 }
@@ -219,6 +223,8 @@ pub(crate) struct RawPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after_exec: Option<ProgramGlob>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_ready: Option<DelayRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     syscall: Option<SyscallClass>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<PathGlob>,
@@ -241,9 +247,13 @@ impl TryFrom<RawPoint> for PointSpec {
                         .into(),
                 );
             }
-            if raw.after.is_some() || raw.after_handler.is_some() || raw.after_exec.is_some() {
+            if raw.after.is_some()
+                || raw.after_handler.is_some()
+                || raw.after_exec.is_some()
+                || raw.after_ready.is_some()
+            {
                 return Err(
-                    "a probe point lands at a mark, not after a delay: drop `after`/`after_handler`/`after_exec` or `probe`"
+                    "a probe point lands at a mark, not after a delay: drop `after`/`after_handler`/`after_exec`/`after_ready` or `probe`"
                         .into(),
                 );
             }
@@ -289,15 +299,40 @@ impl TryFrom<RawPoint> for PointSpec {
                         .into(),
                 );
             }
+            if let Some(range) = raw.after_ready {
+                if raw.after.is_some() {
+                    return Err(
+                        "`after_ready` is the delay itself, counted from ready: drop `after`, e.g. { after_ready = \"0ms..2s\" }"
+                            .into(),
+                    );
+                }
+                if raw.after_handler.is_some() || raw.after_exec.is_some() {
+                    return Err(
+                        "`after_ready` is a clock of its own: drop `after_handler`/`after_exec`"
+                            .into(),
+                    );
+                }
+                return Ok(PointSpec::Delay {
+                    after: Some(range),
+                    after_handler: None,
+                    after_exec: None,
+                    after_ready: true,
+                });
+            }
             return Ok(PointSpec::Delay {
                 after: raw.after,
                 after_handler: raw.after_handler,
                 after_exec: raw.after_exec,
+                after_ready: false,
             });
         };
-        if raw.after.is_some() || raw.after_handler.is_some() || raw.after_exec.is_some() {
+        if raw.after.is_some()
+            || raw.after_handler.is_some()
+            || raw.after_exec.is_some()
+            || raw.after_ready.is_some()
+        {
             return Err(
-                "a syscall point lands at a call, not after a delay: drop `after`/`after_handler`/`after_exec` or `syscall`"
+                "a syscall point lands at a call, not after a delay: drop `after`/`after_handler`/`after_exec`/`after_ready` or `syscall`"
                     .into(),
             );
         }
@@ -323,8 +358,20 @@ impl From<PointSpec> for RawPoint {
         match point {
             PointSpec::Delay {
                 after,
+                after_ready: true,
+                ..
+            } => RawPoint {
+                after_ready: Some(after.unwrap_or(DelayRange {
+                    start: std::time::Duration::ZERO,
+                    end: std::time::Duration::ZERO,
+                })),
+                ..RawPoint::default()
+            },
+            PointSpec::Delay {
+                after,
                 after_handler,
                 after_exec,
+                after_ready: false,
             } => RawPoint {
                 after,
                 after_handler,

@@ -9,14 +9,15 @@ use std::time::Duration;
 use crate::expect::{AckedSpec, SurvivorSource};
 use crate::os::command::{Helper, HelperError, run_helper};
 use crate::outcome::SurvivorsRead;
-use crate::targets::Resolved;
+use crate::targets::{Place, Resolved};
 
 /// How long a survivors command may run before it is killed and the case's survivors
 /// count as unreadable.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Reads the survivors of a case whose sandbox is `work`.
-pub fn read(spec: &AckedSpec, command: Option<&Resolved>, work: &Path) -> SurvivorsRead {
+/// Reads the survivors of a case run at `place`.
+pub fn read(spec: &AckedSpec, command: Option<&Resolved>, place: Place) -> SurvivorsRead {
+    let work = place.work;
     match &spec.survivors.source {
         SurvivorSource::File(path) => match std::fs::read(work.join(path.as_str())) {
             Ok(bytes) => SurvivorsRead {
@@ -41,7 +42,7 @@ pub fn read(spec: &AckedSpec, command: Option<&Resolved>, work: &Path) -> Surviv
             let shown: Vec<&str> = written.iter().map(|a| a.raw.as_str()).collect();
             let argv = command
                 .expect("a survivors command is resolved with the scenario")
-                .argv(work);
+                .argv(place);
             SurvivorsRead {
                 from: format!("the output of `{}`", shown.join(" ")),
                 ids: run_command(&argv, work).and_then(|out| spec.survivors.read.ids(&out)),

@@ -43,10 +43,12 @@ pub enum SyscallClass {
     Link,
     /// mkdir, mkdirat
     Mkdir,
+    /// accept, accept4: a connection taken from a listening socket
+    Accept,
 }
 
 impl SyscallClass {
-    pub const ALL: [SyscallClass; 13] = [
+    pub const ALL: [SyscallClass; 14] = [
         SyscallClass::Write,
         SyscallClass::Fsync,
         SyscallClass::Rename,
@@ -60,6 +62,7 @@ impl SyscallClass {
         SyscallClass::Copy,
         SyscallClass::Link,
         SyscallClass::Mkdir,
+        SyscallClass::Accept,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,14 +80,19 @@ impl SyscallClass {
             SyscallClass::Copy => "copy",
             SyscallClass::Link => "link",
             SyscallClass::Mkdir => "mkdir",
+            SyscallClass::Accept => "accept",
         }
     }
 
     /// Whether calls of this class name a file (so a strike point may filter by path).
+    /// An accept names a listening socket, which has no path to match.
     pub fn has_path(self) -> bool {
         !matches!(
             self,
-            SyscallClass::Fork | SyscallClass::Sigaction | SyscallClass::Exit
+            SyscallClass::Fork
+                | SyscallClass::Sigaction
+                | SyscallClass::Exit
+                | SyscallClass::Accept
         )
     }
 
@@ -552,6 +560,7 @@ mod table {
                 (266, "symlinkat"),
             ],
             SyscallClass::Mkdir => &[(83, "mkdir"), (258, "mkdirat")],
+            SyscallClass::Accept => &[(43, "accept"), (288, "accept4")],
         }
     }
 }

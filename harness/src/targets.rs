@@ -267,6 +267,16 @@ enum Piece {
     Work,
     /// `{path}`: the output a `valid` or `normalize` command judges.
     Path,
+    /// `{port}`: the run's loopback port.
+    Port,
+}
+
+/// What a run's placeholders stand for: `{work}` its sandbox, `{port}` the loopback port
+/// picked for it (a scenario that uses `{port}` gets one for every run).
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub work: &'a Path,
+    pub port: Option<u16>,
 }
 
 impl Resolved {
@@ -282,6 +292,7 @@ impl Resolved {
                         ArgPart::Text(text) => Piece::Text(text.into()),
                         ArgPart::Work => Piece::Work,
                         ArgPart::Path => Piece::Path,
+                        ArgPart::Port => Piece::Port,
                         ArgPart::Dir => Piece::Text(scenario_dir(scenario).into()),
                         ArgPart::Python => Piece::Text(binaries[PYTHON].clone().into()),
                         ArgPart::Bin(name) => Piece::Text(binaries[name].clone().into()),
@@ -292,14 +303,14 @@ impl Resolved {
         Resolved { args }
     }
 
-    /// The program and its arguments for a run whose sandbox is `work`.
-    pub fn argv(&self, work: &Path) -> Vec<OsString> {
-        self.argv_judging(work, Path::new(""))
+    /// The program and its arguments for a run at `place`.
+    pub fn argv(&self, place: Place) -> Vec<OsString> {
+        self.argv_judging(place, Path::new(""))
     }
 
-    /// The arguments for the sandbox `work`, `{path}` standing for `output` (a judging
+    /// The arguments for a run at `place`, `{path}` standing for `output` (a judging
     /// command's; parsing keeps `{path}` out of every other command).
-    pub fn argv_judging(&self, work: &Path, output: &Path) -> Vec<OsString> {
+    pub fn argv_judging(&self, place: Place, output: &Path) -> Vec<OsString> {
         self.args
             .iter()
             .map(|pieces| {
@@ -307,8 +318,14 @@ impl Resolved {
                 for piece in pieces {
                     match piece {
                         Piece::Text(text) => out.push(text),
-                        Piece::Work => out.push(work),
+                        Piece::Work => out.push(place.work),
                         Piece::Path => out.push(output),
+                        Piece::Port => out.push(
+                            place
+                                .port
+                                .expect("a scenario that uses {port} gets a port for every run")
+                                .to_string(),
+                        ),
                     }
                 }
                 out
@@ -316,14 +333,14 @@ impl Resolved {
             .collect()
     }
 
-    /// What to run in the sandbox `work`, with the scenario's environment.
-    pub fn launch(&self, work: &Path, env: &BTreeMap<String, String>) -> Launch {
-        let mut argv = self.argv(work);
+    /// What to run at `place`, with the scenario's environment.
+    pub fn launch(&self, place: Place, env: &BTreeMap<String, String>) -> Launch {
+        let mut argv = self.argv(place);
         Launch {
             program: PathBuf::from(argv.remove(0)),
             args: argv,
             env: env.clone(),
-            cwd: work.to_path_buf(),
+            cwd: place.work.to_path_buf(),
             capture: true,
         }
     }

@@ -88,6 +88,7 @@ pub fn trace(
             grace: crate::expect::DEFAULT_LEFTOVER_GRACE,
         },
         Some(setup),
+        Default::default(),
     )?;
     let log = ran.trace.unwrap_or_default();
     Ok(TraceReport {

@@ -653,6 +653,9 @@ pub enum ArgPart {
     Bin(String),
     /// `{path}`: the output a `valid` or `normalize` command judges (only there).
     Path,
+    /// `{port}`: a free loopback port picked for each run (the same for the target, its
+    /// clients and its helpers in that run).
+    Port,
 }
 
 /// One argument of `command`, parsed into text and placeholders.
@@ -665,6 +668,10 @@ pub struct Arg {
 impl Arg {
     pub fn uses_python(&self) -> bool {
         self.parts.contains(&ArgPart::Python)
+    }
+
+    pub fn uses_port(&self) -> bool {
+        self.parts.contains(&ArgPart::Port)
     }
 
     pub fn bins(&self) -> impl Iterator<Item = &str> {
@@ -725,6 +732,7 @@ impl Arg {
                         None if inner == "work" => ArgPart::Work,
                         None if inner == "dir" => ArgPart::Dir,
                         None if inner == "python" => ArgPart::Python,
+                        None if inner == "port" => ArgPart::Port,
                         None if inner == "path" && judging => ArgPart::Path,
                         None if inner == "path" => {
                             return Err(format!(
@@ -734,7 +742,7 @@ impl Arg {
                         Some(("bin", name)) if !name.is_empty() => ArgPart::Bin(name.to_string()),
                         _ => {
                             return Err(format!(
-                                "unknown placeholder `{{{inner}}}`: use `{{work}}`, `{{dir}}`, `{{python}}` or `{{bin:NAME}}`, and `{{{{` `}}}}` for literal braces"
+                                "unknown placeholder `{{{inner}}}`: use `{{work}}`, `{{dir}}`, `{{port}}`, `{{python}}` or `{{bin:NAME}}`, and `{{{{` `}}}}` for literal braces"
                             ));
                         }
                     });

@@ -49,6 +49,9 @@ pub fn clean_outcome() -> Outcome {
         handler_io: vec![],
         marker_files: BTreeMap::new(),
         marks: vec![],
+        ready_at: None,
+        stop: None,
+        clients: Vec::new(),
         checks: Vec::new(),
         resume: None,
     }

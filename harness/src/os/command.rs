@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::PollFlags;
@@ -40,6 +41,10 @@ pub(crate) struct Helper {
     pub interruptible: bool,
     /// What it reads on stdin.
     pub stdin: Stdin,
+    /// When this descriptor becomes readable, the helper's group is killed and what it
+    /// printed until then is returned as if it had ended (a client cut off as the case
+    /// ends).
+    pub cancel: Option<Arc<OwnedFd>>,
 }
 
 /// A helper's stdin. Content is given as a file, never through a pipe the harness would
@@ -88,6 +93,7 @@ impl Helper {
             timeout: None,
             interruptible: false,
             stdin: Stdin::Null,
+            cancel: None,
         }
     }
 }
@@ -197,6 +203,7 @@ fn watch(
         Err(e) => return Err((failed(e), Some(pidfd))),
     };
     let mut exited = false;
+    let mut cancelled = false;
     loop {
         if exited && pipes.iter().all(|p| p.fd.is_none()) {
             break;
@@ -219,6 +226,10 @@ fn watch(
         if !exited {
             watched.push((pidfd.as_fd(), PollFlags::IN));
         }
+        let cancel_at = watched.len();
+        if let Some(cancel) = helper.cancel.as_ref().filter(|_| !cancelled) {
+            watched.push((cancel.as_fd(), PollFlags::IN));
+        }
         if helper.interruptible {
             watched.push((interrupt::fd(), PollFlags::IN));
         }
@@ -233,6 +244,15 @@ fn watch(
                 program: program.to_string(),
             };
             return Err((e, Some(pidfd)));
+        }
+        if helper.cancel.is_some() && !cancelled && ready.get(cancel_at) == Some(&true) {
+            // Not reaped yet (only this thread reaps it), so its pid is still its group's
+            // id. The loop goes on until it has exited and its pipes are closed.
+            cancelled = true;
+            let _ = kill_process_group(
+                Pid::from_raw(child.id() as i32).expect("a spawned child has a pid"),
+                Signal::KILL,
+            );
         }
         exited |= !exited && ready[0];
     }

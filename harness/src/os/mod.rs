@@ -8,12 +8,14 @@ pub(crate) mod command;
 pub mod exec;
 pub mod interrupt;
 pub mod leftovers;
+pub mod net;
 mod pipes;
 pub mod probe;
 pub mod procfs;
 pub mod run;
 pub mod sandbox;
 pub mod seccomp;
+pub mod serving;
 pub mod tracer;
 mod tree;
 

@@ -69,6 +69,11 @@ impl Pipe {
         }
     }
 
+    /// What has been kept so far.
+    pub(crate) fn kept(&self) -> &[u8] {
+        &self.kept
+    }
+
     /// What was kept, and how much there was.
     pub(crate) fn capture(self) -> Capture {
         Capture {

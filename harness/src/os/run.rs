@@ -41,11 +41,12 @@ use super::children::{deregister, reap_orphans};
 use super::pipes::{CAPTURE_LIMIT, Pipe, wait_io};
 use super::probe::{self, Probe};
 use super::procfs;
+use super::serving::{Lifecycle, Serving};
 use super::tracer::{self, Link, TraceLog, TraceSetup};
 use super::tree::Tree;
 use crate::outcome::{
-    Capture, HarnessKill, KillReason, MARK_CAP, Mark, ProcessInfo, StrikeRecord, StruckProcess,
-    Tracking,
+    Capture, ClientRecord, HarnessKill, KillReason, MARK_CAP, Mark, ProcessInfo, StopRecord,
+    StrikeRecord, StruckProcess, Tracking,
 };
 use crate::plan::{Clock, PlannedStrike as Strike, Point};
 use crate::strike::{ProcessSelector, Recipient};
@@ -57,6 +58,10 @@ const HANDLER_POLL: Duration = Duration::from_micros(200);
 /// How long a probe strike waits for its signal to be delivered before it lets the mark
 /// return anyway (a target that blocks the signal everywhere never takes it).
 const DELIVERY_WAIT: Duration = Duration::from_millis(200);
+
+/// How long clients still running when the target's tree is gone may take to notice and
+/// end by themselves before they are cut off.
+const CLIENT_GRACE: Duration = Duration::from_secs(1);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -100,6 +105,10 @@ pub struct Run {
     pub trace: Option<TraceLog>,
     /// The probe marks, in order (up to [`MARK_CAP`]).
     pub marks: Vec<Mark>,
+    /// When the target was ready, the stop sent and the clients' runs (a server).
+    pub ready_at: Option<Duration>,
+    pub stop: Option<StopRecord>,
+    pub clients: Vec<ClientRecord>,
 }
 
 /// How far a plan has got; shared with the tracer, which fires the syscall strikes.
@@ -126,6 +135,9 @@ pub enum RunError {
     Interrupted,
     #[error(transparent)]
     Trace(#[from] tracer::TraceError),
+    /// The target was not ready within `ready.timeout`, and no strike was to blame.
+    #[error("{0}")]
+    NeverReady(String),
     /// A command of the scenario beside the target failed (`prepare`, an output's
     /// `valid` or `normalize`, a checker): the scenario cannot run.
     #[error("{0}")]
@@ -146,6 +158,7 @@ pub fn run(
     watch_handlers: &[Signal],
     limits: Limits,
     trace: Option<TraceSetup>,
+    lifecycle: Lifecycle,
 ) -> Result<Run, RunError> {
     // Unique on the machine: several harnesses may run at once, and without a cgroup the
     // marker is how one tells its own processes from another's.
@@ -163,6 +176,7 @@ pub fn run(
     };
     let executable =
         super::exec::resolve(launch.program.as_os_str(), path.as_deref(), &launch.cwd)?;
+    let serving = Serving::new(lifecycle)?;
     let cgroup = CaseCgroup::create();
     let (probe, probe_end) = Probe::pair()?;
     let probe_fd = probe_end.as_raw_fd();
@@ -268,11 +282,22 @@ pub fn run(
         probe,
         mark_counts: vec![0; plan.len()],
         marks: Vec::new(),
+        serving,
     };
     let result = state.drive(&tree, limits);
     if result.is_err() {
         tree.kill(&state.pidfd);
     }
+    // Clients still running once the tree is gone get a moment to see it and end by
+    // themselves; then they are cut off.
+    let until = Instant::now() + CLIENT_GRACE;
+    while !state.serving.clients_ended() && Instant::now() < until {
+        let wake = [(state.serving.wake_fd(), PollFlags::IN)];
+        let _ = super::pipes::wait_io(&mut [], Duration::from_millis(20), &wake);
+    }
+    let (ready_at, stop) = (state.serving.ready_seen(), state.serving.stop.clone());
+    let serving = std::mem::replace(&mut state.serving, Serving::new(Lifecycle::default())?);
+    let clients = serving.finish();
     // Whatever happened, the main process is reaped and deregistered before we return.
     let (status, trace) = match tracer_thread {
         None => (state.reap(), None),
@@ -320,6 +345,9 @@ pub fn run(
         handlers_seen: handlers,
         trace,
         marks: std::mem::take(&mut state.marks),
+        ready_at,
+        stop,
+        clients,
     })
 }
 
@@ -360,6 +388,8 @@ struct State {
     /// strike whose turn it is.
     mark_counts: Vec<u64>,
     marks: Vec<Mark>,
+    /// Ready, clients and stop, for a server.
+    serving: Serving,
 }
 
 struct Ended {
@@ -524,6 +554,18 @@ impl State {
         true
     }
 
+    /// Sends the scenario's stop to the main process and records it.
+    fn send_stop(&mut self, signal: Signal) {
+        let sig = rustix::process::Signal::from_named_raw(signal.number()).expect("a named signal");
+        let at = self.now();
+        if pidfd_send_signal(&self.pidfd, sig).is_ok() {
+            self.serving.stop = Some(StopRecord {
+                signal,
+                sent_at: at,
+            });
+        }
+    }
+
     /// The main process and the program it runs: as the tracer last saw it exec, or the
     /// program it was started with.
     fn main_process(&self) -> StruckProcess {
@@ -552,6 +594,7 @@ impl State {
         loop {
             self.drain_wake();
             self.watch_handlers();
+            self.serving.step(self.start, &self.pipes, &self.marks);
             self.fire_due_strikes();
             let (bound, reason) = match self.drain_bound(limits) {
                 Some(bound) => (bound, KillReason::DrainOverran),
@@ -566,16 +609,39 @@ impl State {
                 killed = Some(HarnessKill { reason, at: now });
                 break;
             }
-            let wait = self
-                .next_wake()
+            let struck = self.drain_bound(limits).is_some();
+            if !struck && self.serving.never_ready(now) {
+                tree.kill(&self.pidfd);
+                killed = Some(HarnessKill {
+                    reason: KillReason::NeverReady,
+                    at: now,
+                });
+                break;
+            }
+            if !struck && let Some(signal) = self.serving.stop_due(now) {
+                self.send_stop(signal);
+            }
+            let wait = [self.next_wake(), self.serving.next_wake(), Some(bound)]
+                .into_iter()
+                .flatten()
+                .min()
                 .unwrap_or(bound)
-                .min(bound)
                 .saturating_sub(now);
             let mut fds_wait = wait.max(Duration::from_micros(50));
             if !self.watch.is_empty() || self.waiting_for_handler() {
                 fds_wait = fds_wait.min(HANDLER_POLL);
             }
-            if self.wait(fds_wait, &[], true)? {
+            if let Some(interval) = self.serving.poll_interval() {
+                fds_wait = fds_wait.min(interval);
+            }
+            let interrupted = if self.serving.is_idle() {
+                self.wait(fds_wait, &[], true)?
+            } else {
+                // A client that ends may make the stop due.
+                let wake = self.serving.wake_fd().try_clone_to_owned()?;
+                self.wait(fds_wait, &[(wake.as_fd(), PollFlags::IN)], true)?
+            };
+            if interrupted {
                 return Err(RunError::Interrupted);
             }
         }
@@ -726,6 +792,10 @@ impl State {
                             None => return,
                         }
                     }
+                    Clock::Ready => match self.serving.ready_at {
+                        Some(at) => progress.records[index].clock_started_at = Some(at),
+                        None => return,
+                    },
                     Clock::Exec(program) => {
                         // The tracer wakes this thread when it sees a new program's exec.
                         let seen = progress

@@ -25,6 +25,9 @@ pub struct Sandbox {
     dir: tempfile::TempDir,
     /// Dropped after the directory (fields drop in order).
     mark: OwnerMark,
+    /// The loopback port picked for the run in it, when the scenario uses `{port}`: the
+    /// case's network place, as the directory is its place on disk.
+    pub port: Option<u16>,
 }
 
 /// The owner file beside a sandbox, removed when dropped.
@@ -95,7 +98,11 @@ impl Sandbox {
         let me = Owner::me();
         let mark = OwnerMark(mark_path(dir.path()));
         fs::write(&mark.0, format!("killpoint {} {}\n", me.pid, me.start))?;
-        let sandbox = Sandbox { dir, mark };
+        let sandbox = Sandbox {
+            dir,
+            mark,
+            port: None,
+        };
         let root = sandbox.dir.path();
         for entry in setup {
             let full = root.join(&entry.path);
@@ -202,7 +209,7 @@ impl Sandbox {
     /// Keeps the directory on disk and returns its path. Its owner mark goes: a kept
     /// sandbox is the user's, and no later run removes it.
     pub fn keep(self) -> PathBuf {
-        let Sandbox { dir, mark } = self;
+        let Sandbox { dir, mark, .. } = self;
         let path = dir.keep();
         drop(mark);
         path

@@ -111,10 +111,16 @@ fn census_line(census: &Census) -> String {
         .iter()
         .map(|(name, n)| format!("{name} ×{n}"))
         .collect();
+    let serving = serving(&census.run);
     format!(
-        "{} in {}{}{}{}",
+        "{} in {}{}{}{}{}",
         census.run.status,
         ms(census.duration()),
+        if serving.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", serving.join(", "))
+        },
         if outputs.is_empty() {
             String::new()
         } else {
@@ -663,6 +669,10 @@ fn outcome_line(outcome: &Outcome) -> String {
         })
         .collect();
     let mut line = format!("outcome: {} at {}", outcome.status, ms(outcome.exited_at));
+    let serving = serving(outcome);
+    if !serving.is_empty() {
+        let _ = write!(line, "; {}", serving.join(", "));
+    }
     if !outputs.is_empty() {
         let _ = write!(line, "; {}", outputs.join(", "));
     }
@@ -677,6 +687,31 @@ fn outcome_line(outcome: &Outcome) -> String {
         );
     }
     line
+}
+
+/// A server's run in a few words: when it was ready, how each client ended, the stop.
+fn serving(outcome: &Outcome) -> Vec<String> {
+    let mut said = Vec::new();
+    if let Some(at) = outcome.ready_at {
+        said.push(format!("ready at {}", ms(at)));
+    }
+    for (i, client) in outcome.clients.iter().enumerate() {
+        let ended = match (&client.status, client.ended_at, &client.error) {
+            (_, _, Some(error)) => format!("could not run ({error})"),
+            (_, Some(at), _) if client.cut_off => format!("cut off at {}", ms(at)),
+            (Some(status), Some(at), _) => format!("{status} at {}", ms(at)),
+            _ => "no end seen".to_string(),
+        };
+        said.push(format!("client {} {ended}", i + 1));
+    }
+    if let Some(stop) = &outcome.stop {
+        said.push(format!(
+            "stopped with {} at {}",
+            stop.signal,
+            ms(stop.sent_at)
+        ));
+    }
+    said
 }
 
 fn stderr_tail(outcome: &Outcome) -> Vec<String> {

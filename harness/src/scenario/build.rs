@@ -105,6 +105,9 @@ impl Scenario {
             exhaustive: false,
             exhaustive_limit: super::DEFAULT_EXHAUSTIVE_LIMIT,
             shrink: ShrinkBudget::default(),
+            ready: None,
+            stop: None,
+            clients: Vec::new(),
             strikes: Vec::new(),
             expect: Expect::default(),
             source: None,
@@ -268,6 +271,7 @@ impl Strike {
             after: Some(delays.into()),
             after_handler: None,
             after_exec: None,
+            after_ready: false,
         })
     }
 
@@ -278,6 +282,18 @@ impl Strike {
             after: None,
             after_handler: Some(signal),
             after_exec: None,
+            after_ready: false,
+        })
+    }
+
+    /// A strike after a delay drawn from `delays`, counted from the moment the target was
+    /// ready (the scenario's `ready`): `at = { after_ready = "…" }`.
+    pub fn after_ready(delays: impl Into<DelayRange>) -> Strike {
+        Strike::at(PointSpec::Delay {
+            after: Some(delays.into()),
+            after_handler: None,
+            after_exec: None,
+            after_ready: true,
         })
     }
 
@@ -288,6 +304,7 @@ impl Strike {
             after: None,
             after_handler: None,
             after_exec: Some(parsed(".after_exec", program)),
+            after_ready: false,
         });
         if let Err(e) =
             crate::strike::PointSpec::try_from(crate::strike::RawPoint::from(strike.at.clone()))

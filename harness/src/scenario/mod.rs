@@ -17,6 +17,7 @@ pub use crate::expect::{
     AckedSpec, Expect, IdReader, MarkerSource, OnceSpec, Pattern, Reports, ResumeSpec, Severity,
     SurvivorSource, Survivors,
 };
+pub use crate::server::{ClientSpec, Port, ReadyOn, ReadySpec, StopAfter, StopSpec};
 pub use crate::setup::{SetupContent, SetupFile};
 pub use crate::strike::{PointSpec, ProbePoint, ProcessSelector, Recipient, Strike, SyscallPoint};
 pub use crate::values::{
@@ -81,6 +82,16 @@ pub struct Scenario {
     /// How long a failure may be shrunk.
     #[serde(default)]
     pub shrink: ShrinkBudget,
+    /// When the target can take clients: strikes may count from it (`after_ready`), and
+    /// the clients start then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadySpec>,
+    /// How a run no strike reached ends (a server's census is a graceful stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopSpec>,
+    /// Commands started once the target is ready: its load.
+    #[serde(rename = "client", default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientSpec>,
     /// The strike space: each case picks one entry, one of its signals and one point.
     #[serde(rename = "strike", default)]
     pub strikes: Vec<Strike>,
@@ -314,6 +325,21 @@ impl Scenario {
             Strike::try_from(RawStrike::from(strike.clone()))
                 .map_err(|message| invalid(format!("strike[{i}]"), message))?;
         }
+        for (i, strike) in self.strikes.iter().enumerate() {
+            if matches!(
+                strike.at,
+                PointSpec::Delay {
+                    after_ready: true,
+                    ..
+                }
+            ) && self.ready.is_none()
+            {
+                return Err(invalid(
+                    format!("strike[{i}].at.after_ready"),
+                    "`after_ready` counts from the moment the target is ready, and the scenario has no `ready`: add e.g. ready = { stdout = '^READY' }",
+                ));
+            }
+        }
         check_strike_count(self.max_strikes).map_err(|m| invalid("max_strikes", m))?;
         for (program, package) in &self.requires {
             check_requirement(program, package)
@@ -341,6 +367,23 @@ impl Scenario {
                     crate::values::format_duration(deadline)
                 ),
             ));
+        }
+        if let Some(stop) = &self.stop
+            && stop.after == StopAfter::Clients
+            && self.clients.is_empty()
+        {
+            return Err(invalid(
+                "stop.after",
+                "`after = \"clients\"` waits for clients, and there is no [[client]]: add one, or stop after a time (\"2s\")",
+            ));
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            if client.command.is_empty() {
+                return Err(invalid(
+                    format!("client[{i}].command"),
+                    "the client's command is empty: e.g. [\"curl\", \"-s\", \"http://127.0.0.1:{port}/\"]",
+                ));
+            }
         }
         for (i, check) in self.expect.check.iter().enumerate() {
             crate::expect::valid_checker_name(&check.name)
@@ -453,7 +496,17 @@ impl Scenario {
         all.extend(self.expect.outputs.iter().filter_map(|o| o.command()));
         all.extend(self.expect.check.iter().map(|c| c.command.as_slice()));
         all.extend(self.expect.resume.iter().map(|r| r.command.as_slice()));
+        all.extend(self.clients.iter().map(|c| c.command.as_slice()));
         all
+    }
+
+    /// Whether a command or the ready condition names `{port}`.
+    pub fn uses_port(&self) -> bool {
+        self.commands().into_iter().flatten().any(Arg::uses_port)
+            || matches!(
+                self.ready.as_ref().map(|r| &r.on),
+                Some(ReadyOn::Port(Port::Case))
+            )
     }
 
     /// What `[setup]` puts in every sandbox, fixtures read from beside the scenario file
@@ -867,6 +920,7 @@ violation = "atomic-output"
                 after: Some("0ms..5ms".parse().unwrap()),
                 after_handler: Some(Signal::SIGINT),
                 after_exec: None,
+                after_ready: false,
             }
         );
         assert!(s.needs_tracer());
@@ -982,6 +1036,7 @@ violation = "atomic-output"
                 after: Some("1ms".parse().unwrap()),
                 after_handler: None,
                 after_exec: Some("sh".parse().unwrap()),
+                after_ready: false,
             }
         );
         assert!(s.needs_tracer(), "an exec is seen by the tracer");
@@ -1031,13 +1086,13 @@ violation = "atomic-output"
         let e = with("at = { after_exec = \"sh\", syscall = \"write\" }");
         assert!(
             e.message
-                .contains("drop `after`/`after_handler`/`after_exec` or `syscall`"),
+                .contains("drop `after`/`after_handler`/`after_exec`/`after_ready` or `syscall`"),
             "{e}"
         );
         let e = with("at = { after_exec = \"sh\", probe = \"ack\" }");
         assert!(
             e.message
-                .contains("drop `after`/`after_handler`/`after_exec` or `probe`"),
+                .contains("drop `after`/`after_handler`/`after_exec`/`after_ready` or `probe`"),
             "{e}"
         );
         let e = with("at = { after_exec = \"main\" }");

@@ -91,6 +91,8 @@ impl Tracer {
             (SyscallClass::Link, _) => (vec![raw(0), at(1, 2)], "symbolic".into()),
             (SyscallClass::Mkdir, "mkdir") => (vec![plain(0)], format!("mode {:o}", a[1])),
             (SyscallClass::Mkdir, _) => (vec![at(0, 1)], format!("mode {:o}", a[2])),
+            // The listening socket has no path; its descriptor is the detail.
+            (SyscallClass::Accept, _) => (vec![], format!("listening fd {}", a[0] as i32)),
         };
         Call {
             class,
