@@ -60,6 +60,7 @@ use super::{
 };
 use crate::expect::{CheckSpec, Judge, OutputSpec};
 use crate::invariants::{Invariant, InvariantName};
+use crate::server::{ClientSpec, Port, ReadyOn, ReadySpec, StopAfter, StopSpec};
 use crate::syscalls::{SyscallClass, When, Whens};
 
 /// Parses a builder argument, or panics saying which method was given what.
@@ -175,6 +176,30 @@ impl Scenario {
     /// (`Scenario::prepare` is the API's: the census run, ready for cases.)
     pub fn prepare_command<'a>(mut self, command: impl IntoIterator<Item = &'a str>) -> Scenario {
         self.prepare = command.into_iter().map(|a| parsed(".prepare", a)).collect();
+        self
+    }
+
+    /// `ready = { … }`: when the target can take clients (see [`ReadySpec`]'s
+    /// constructors): `.ready(ReadySpec::stdout("^READY ").timeout(secs(10)))`.
+    pub fn ready(mut self, ready: ReadySpec) -> Scenario {
+        self.ready = Some(ready);
+        self
+    }
+
+    /// `stop = { signal = "…", after = "…" }`: how a run no strike reached ends:
+    /// `.stop(StopSpec::after_clients())`.
+    pub fn stop(mut self, stop: StopSpec) -> Scenario {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// One `[[client]]`: a command started once the target is ready, its arguments taken
+    /// as a scenario file writes them (`{port}`, `{dir}`, `{python}` …):
+    /// `.client(["curl", "-s", "http://127.0.0.1:{port}/"])`.
+    pub fn client<'a>(mut self, command: impl IntoIterator<Item = &'a str>) -> Scenario {
+        self.clients.push(ClientSpec {
+            command: command.into_iter().map(|a| parsed(".client", a)).collect(),
+        });
         self
     }
 
@@ -505,6 +530,82 @@ impl From<Signal> for ExitStatus {
     }
 }
 
+impl ReadySpec {
+    fn on(on: ReadyOn) -> ReadySpec {
+        ReadySpec { on, timeout: None }
+    }
+
+    /// `ready = { stdout = "REGEX" }`: a line of stdout matches.
+    pub fn stdout(regex: &str) -> ReadySpec {
+        ReadySpec::on(ReadyOn::Stdout(parsed("ReadySpec::stdout", regex)))
+    }
+
+    /// `ready = { stderr = "REGEX" }`: a line of stderr matches.
+    pub fn stderr(regex: &str) -> ReadySpec {
+        ReadySpec::on(ReadyOn::Stderr(parsed("ReadySpec::stderr", regex)))
+    }
+
+    /// `ready = { port = "{port}" }`: a TCP connect to the run's own port succeeds.
+    pub fn port() -> ReadySpec {
+        ReadySpec::on(ReadyOn::Port(Port::Case))
+    }
+
+    /// `ready = { port = N }`: a TCP connect to 127.0.0.1:N succeeds.
+    pub fn port_number(port: u16) -> ReadySpec {
+        assert!(
+            port > 0,
+            "killpoint: ReadySpec::port_number(0): a port is 1 to 65535"
+        );
+        ReadySpec::on(ReadyOn::Port(Port::Fixed(port)))
+    }
+
+    /// `ready = { file = "PATH" }`: the file exists in the sandbox.
+    pub fn file(path: &str) -> ReadySpec {
+        ReadySpec::on(ReadyOn::File(parsed("ReadySpec::file", path)))
+    }
+
+    /// `ready = { probe = "NAME" }`: the target made this probe mark.
+    pub fn probe(name: &str) -> ReadySpec {
+        assert!(
+            !name.is_empty() && !name.contains(char::is_whitespace),
+            "killpoint: ReadySpec::probe({name:?}): a mark name is one word"
+        );
+        ReadySpec::on(ReadyOn::Probe(name.to_string()))
+    }
+
+    /// `timeout = "…"`: how long the target may take to be ready (default: the
+    /// scenario's `timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> ReadySpec {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl StopSpec {
+    /// `stop = { after = "clients" }`: SIGTERM once every client has finished.
+    pub fn after_clients() -> StopSpec {
+        StopSpec {
+            signal: Signal::SIGTERM,
+            after: StopAfter::Clients,
+        }
+    }
+
+    /// `stop = { after = "…" }`: SIGTERM this long after ready (after spawn without
+    /// `ready`).
+    pub fn after(delay: Duration) -> StopSpec {
+        StopSpec {
+            signal: Signal::SIGTERM,
+            after: StopAfter::Delay(delay),
+        }
+    }
+
+    /// `signal = "…"`: the stop's signal instead of SIGTERM.
+    pub fn signal(mut self, signal: Signal) -> StopSpec {
+        self.signal = signal;
+        self
+    }
+}
+
 /// A judging command's arguments, `{path}` allowed; panics on a bad one, as
 /// [`parsed`] does.
 fn judging<'a>(what: &str, command: impl IntoIterator<Item = &'a str>) -> Vec<Arg> {
@@ -771,6 +872,13 @@ mod tests {
                     .signal(Signal::SIGINT),
             )
             .strike(Strike::during_run().process("main").signal(Signal::SIGTERM))
+            .ready(ReadySpec::stdout("^READY ").timeout(Duration::from_secs(4)))
+            .stop(StopSpec::after_clients().signal(Signal::SIGINT))
+            .client(["curl", "-s", "http://127.0.0.1:{port}/"])
+            .strike(
+                Strike::after_ready(Duration::ZERO..Duration::from_millis(50))
+                    .signal(Signal::SIGTERM),
+            )
             .expect(Expect::atomic_output("out/data.json"))
             .expect(Expect::valid_output("t.db", ["check-db", "{path}"]))
             .expect(Expect::normalized_output("log.txt", ["sed", "1d"]))
@@ -794,6 +902,10 @@ mod tests {
             cases = 32
             max_strikes = 2
             shrink = { iterations = 10, time = "3s" }
+            ready = { stdout = "^READY ", timeout = "4s" }
+            stop = { signal = "SIGINT", after = "clients" }
+            [[client]]
+            command = ["curl", "-s", "http://127.0.0.1:{port}/"]
             [[strike]]
             signal = ["SIGTERM", "SIGINT"]
             at = { syscall = "write", path = "out/*", nth = "2..", when = "exit" }
@@ -824,6 +936,9 @@ mod tests {
             [[strike]]
             signal = "SIGTERM"
             process = "main"
+            [[strike]]
+            signal = "SIGTERM"
+            at = { after_ready = "0ms..50ms" }
             [expect]
             outputs = [
                 "out/data.json",
@@ -857,6 +972,9 @@ mod tests {
         assert_eq!(built.max_strikes, file.max_strikes);
         assert_eq!(built.shrink, file.shrink);
         assert_eq!(built.strikes, file.strikes);
+        assert_eq!(built.ready, file.ready);
+        assert_eq!(built.stop, file.stop);
+        assert_eq!(built.clients, file.clients);
         assert_eq!(built.expect, file.expect);
         assert_eq!(built.validate(), Ok(()));
     }

@@ -688,6 +688,90 @@ signal = "SIGTERM"
     }
 
     #[test]
+    fn a_server_scenario_reads_and_its_errors_point_at_their_keys() {
+        let s = parse(
+            "name = \"srv\"\ncommand = [\"srv\", \"--port\", \"{port}\"]\nready = { port = \"{port}\", timeout = \"3s\" }\nstop = { after = \"clients\" }\n[[client]]\ncommand = [\"curl\", \"http://127.0.0.1:{port}/\"]\n[[strike]]\nsignal = \"SIGTERM\"\nat = { after_ready = \"0ms..1s\" }\n",
+        )
+        .unwrap();
+        assert!(s.uses_port());
+        assert_eq!(s.ready.as_ref().unwrap().on, ReadyOn::Port(Port::Case));
+        assert_eq!(s.clients[0].command[1].parts[1], ArgPart::Port);
+        assert_eq!(
+            s.strikes[0].at,
+            PointSpec::Delay {
+                after: Some("0ms..1s".parse().unwrap()),
+                after_handler: None,
+                after_exec: None,
+                after_ready: true,
+            }
+        );
+        for (text, line, column, message) in [
+            (
+                "ready = { stdout = \"a\", stderr = \"b\" }\n",
+                4,
+                9,
+                "`ready` waits for one thing: keep one of `stdout`, `stderr`, `port`, `file`, `probe`",
+            ),
+            (
+                "stop = { after = \"soon\" }\n",
+                4,
+                18,
+                "`after = \"soon\"`: \"clients\" (once every client has finished) or a duration from ready, e.g. \"2s\"",
+            ),
+            (
+                "stop = { after = \"clients\" }\n",
+                1,
+                1,
+                "`after = \"clients\"` waits for clients, and there is no [[client]]: add one, or stop after a time (\"2s\")",
+            ),
+            (
+                "[[client]]\ncommand = []\n",
+                5,
+                11,
+                "the command is empty: give the program and its arguments, e.g. [\"{bin:atomic-writer}\", \"--output\", \"{work}/out.json\"]",
+            ),
+            (
+                "[[client]]\ncmd = [\"x\"]\n",
+                5,
+                1,
+                "unknown field `cmd`, expected `command`",
+            ),
+        ] {
+            // Top-level keys and [[client]] tables go before the strike.
+            let e = parse(&format!(
+                "\nname = \"w\"\ncommand = [\"w\"]\n{text}[[strike]]\nsignal = \"SIGTERM\"\n"
+            ))
+            .unwrap_err();
+            assert_eq!(
+                (e.line, e.column, e.message.as_str()),
+                (line, column, message),
+                "{text}"
+            );
+        }
+        // A strike counted from ready needs a ready condition.
+        let e = parse(&format!(
+            "{MINIMAL}[[strike]]\nsignal = \"SIGTERM\"\nat = {{ after_ready = \"1ms\" }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("strike[1].at.after_ready"), "{e}");
+        assert!(e.message.starts_with("`after_ready` counts from the moment the target is ready, and the scenario has no `ready`"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}[[strike]]\nsignal = \"SIGTERM\"\nat = {{ after_ready = \"1ms\", after = \"2ms\" }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (8, 6), "{e}");
+        assert!(
+            e.message.starts_with("`after_ready` is the delay itself"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{MINIMAL}[[strike]]\nsignal = \"SIGTERM\"\nat = {{ syscall = \"accept\", path = \"x\" }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.message, "`accept` calls name no file: drop `path`", "{e}");
+    }
+
+    #[test]
     fn outputs_judged_and_checkers_are_read_and_their_errors_point_at_them() {
         let s = parse(&format!(
             "{MINIMAL}[expect]\noutputs = [\"a.txt\", {{ path = \"t.db\", valid = [\"check-db\", \"{{path}}\"] }}]\nviolation = \"check:input-kept\"\n[[expect.check]]\nname = \"input-kept\"\ncommand = [\"sh\", \"kept.sh\"]\n"
