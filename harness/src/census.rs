@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{
-    Capture, CheckRecord, Outcome, ProcessInfo, ResumeRecord, SurvivorsRead, sha256_hex,
+    Capture, CheckRecord, ClientRecord, Outcome, ProcessInfo, ResumeRecord, StopRecord,
+    SurvivorsRead, sha256_hex,
 };
 use crate::syscalls::{Event, SyscallCensus};
 use crate::values::{ExitStatus, Signal, WorkPath};
@@ -60,6 +61,15 @@ impl Serialize for Census {
             syscalls: &'a Option<SyscallCensus>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             mark_counts: &'a BTreeMap<String, u64>,
+            #[serde(
+                with = "crate::units::opt_millis",
+                skip_serializing_if = "Option::is_none"
+            )]
+            ready_at: Option<Duration>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stop: &'a Option<StopRecord>,
+            #[serde(skip_serializing_if = "<[ClientRecord]>::is_empty")]
+            clients: &'a [ClientRecord],
             #[serde(skip_serializing_if = "<[CheckRecord]>::is_empty")]
             checks: &'a [CheckRecord],
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +89,9 @@ impl Serialize for Census {
             survivors: &self.run.survivors,
             syscalls: &self.syscalls,
             mark_counts: &self.mark_counts,
+            ready_at: self.run.ready_at,
+            stop: &self.run.stop,
+            clients: &self.run.clients,
             checks: &self.run.checks,
             resume: &self.run.resume,
             untraced: &self.untraced,

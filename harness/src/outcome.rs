@@ -84,6 +84,24 @@ pub struct Outcome {
     pub resume: Option<ResumeRecord>,
 }
 
+impl Outcome {
+    /// The lines acknowledgements (`[expect.acked] ack`, `[expect.resume] work`) are read
+    /// from: with `[[client]]`s, what the clients printed, in their order — it is a
+    /// client that sees a request acknowledged —; else the target's stdout.
+    pub fn ack_stdout(&self) -> std::borrow::Cow<'_, str> {
+        if self.clients.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.stdout.text);
+        }
+        std::borrow::Cow::Owned(
+            self.clients
+                .iter()
+                .map(|c| c.stdout.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    }
+}
+
 /// The stop a run no strike reached ended with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopRecord {

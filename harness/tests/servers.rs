@@ -50,9 +50,58 @@ for i in range(1, n + 1):
     print("ACK", i, flush=True)
 "#;
 
+/// A store server: `POST /items` with an id as the body answers 201 once the id is in
+/// store.log (appended and fsync'd). With `--write-behind` it answers 201 at once and
+/// writes what it holds only when it stops gracefully: a kill loses what it acknowledged.
+const STORE: &str = r#"
+import http.server, os, signal, sys, threading
+port = int(sys.argv[1])
+behind = "--write-behind" in sys.argv
+held, lock = [], threading.Lock()
+log = open("store.log", "a")
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_POST(self):
+        item = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        with lock:
+            if behind:
+                held.append(item)
+            else:
+                log.write(item + "\n"); log.flush(); os.fsync(log.fileno())
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+server.daemon_threads = False
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+print("READY", port, flush=True)
+server.serve_forever()
+server.server_close()
+with lock:
+    for item in held:
+        log.write(item + "\n")
+    log.flush(); os.fsync(log.fileno())
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+"#;
+
+/// POSTs ids 1 … N in turn, printing `ACK i` after each 201.
+const POSTER: &str = r#"
+import sys, urllib.request
+port, n = sys.argv[1], int(sys.argv[2])
+for i in range(1, n + 1):
+    request = urllib.request.Request("http://127.0.0.1:%s/items" % port, data=str(i).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=5) as r:
+        assert r.status == 201
+    print("ACK", i, flush=True)
+"#;
+
 fn scenario(dir: &Path, text: &str) -> Scenario {
     fs::write(dir.join("server.py"), SERVER).unwrap();
     fs::write(dir.join("client.py"), CLIENT).unwrap();
+    fs::write(dir.join("store.py"), STORE).unwrap();
+    fs::write(dir.join("poster.py"), POSTER).unwrap();
     let file = dir.join("s.toml");
     fs::write(&file, text).unwrap();
     Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"))
@@ -267,4 +316,83 @@ fn killpoint_processes_of(dir: &Path) -> bool {
             .map(|c| String::from_utf8_lossy(&c).contains(&needle))
             .unwrap_or(false)
     })
+}
+
+/// The store server under SIGKILL while a client posts: acknowledgements are read from
+/// the client's stdout. The kill lands as the server accepts the client's k-th
+/// connection: the client, which posts one id at a time and prints its acknowledgement
+/// before the next, has then printed k - 1 of them.
+fn store(dir: &Path, flags: &str, extra: &str) -> Scenario {
+    scenario(
+        dir,
+        &format!(
+            r#"name = "http-store"
+command = ["{{python}}", "{{dir}}/store.py", "{{port}}"{flags}]
+ready = {{ stdout = '^READY ' }}
+stop = {{ after = "clients" }}
+cases = 8
+[[client]]
+command = ["{{python}}", "{{dir}}/poster.py", "{{port}}", "30"]
+[[strike]]
+signal = "SIGKILL"
+at = {{ syscall = "accept", nth = "4..=24", when = "exit" }}
+[expect]
+clean = [0]
+acked = {{ ack = '^ACK (\d+)$', survivors = {{ file = "store.log" }}, after_kill = true }}
+{extra}
+"#
+        ),
+    )
+}
+
+#[test]
+fn what_a_client_saw_acknowledged_survives_a_kill_only_when_the_server_wrote_it_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written and synced before the 201: whatever the client saw acknowledged is there.
+    let report = run(&store(dir.path(), "", ""), 2);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{shown}");
+    let census = &report.census.as_ref().unwrap().run;
+    let acks: Vec<String> = (1..=30).map(|i| format!("ACK {i}\n")).collect();
+    assert_eq!(census.clients[0].stdout.text, acks.concat());
+
+    // Held in memory and written at a graceful stop: a kill loses every id the client saw
+    // acknowledged.
+    let report = run(
+        &store(
+            dir.path(),
+            ", \"--write-behind\"",
+            "violation = \"acked-survives\"",
+        ),
+        2,
+    );
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    let failure = report.failure.as_ref().unwrap();
+    let Point::Syscall { nth, .. } = failure.plan.strikes[0].point else {
+        panic!("{shown}")
+    };
+    // Killed as it accepted connection #nth: the client had seen ids 1 … nth - 1
+    // acknowledged, and none is in the store.
+    let acked: Vec<String> = failure.outcome.clients[0]
+        .stdout
+        .text
+        .lines()
+        .map(|l| l.trim_start_matches("ACK ").to_string())
+        .collect();
+    let expected: Vec<String> = (1..nth).map(|i| i.to_string()).collect();
+    assert_eq!(acked, expected, "{shown}");
+    let (_, evidence) = failure
+        .violations
+        .iter()
+        .find(|(n, _)| n.as_str() == "acked-survives")
+        .unwrap();
+    let n = nth - 1;
+    assert!(
+        evidence[0].starts_with(&format!(
+            "{n} of {n} acknowledged id(s) did not survive: 1, 2"
+        )),
+        "{evidence:?}"
+    );
+    assert_eq!(evidence[1], "store.log holds 0 id(s)");
 }

@@ -206,8 +206,8 @@ fn unfinished_work(ctx: &Context) -> Vec<String> {
     if let Some(spec) = &ctx.expect.acked {
         let census = spec
             .ack
-            .ids(&ctx.census.run.stdout.text, &ctx.census.run.marks);
-        let acked = spec.ack.ids(&ctx.outcome.stdout.text, &ctx.outcome.marks);
+            .ids(&ctx.census.run.ack_stdout(), &ctx.census.run.marks);
+        let acked = spec.ack.ids(&ctx.outcome.ack_stdout(), &ctx.outcome.marks);
         let acked: std::collections::HashSet<&String> = acked.iter().collect();
         let missing = census.iter().filter(|id| !acked.contains(id)).count();
         if missing > 0 {
