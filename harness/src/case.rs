@@ -213,7 +213,8 @@ impl Prepared {
             .collect::<Result<_, _>>()?;
         // What is there before the run (setup files) is prior state, never a leftover.
         let files_before = sandbox.list(&paths, &expect.temp_scope, &expect.temp_allow);
-        let launch = self.target.launch(place(&sandbox), &scenario.env);
+        let mut launch = self.target.launch(place(&sandbox), &scenario.env);
+        launch.isolate_network = scenario.isolate_network;
         let (watch, trace) = match reference {
             Reference::Census => (
                 self.census_signals(),

@@ -973,6 +973,7 @@ pub fn observe(
         env: Default::default(),
         cwd: sandbox.path().to_path_buf(),
         capture: true,
+        isolate_network: false,
     };
     let trace = TraceSetup {
         classes: SyscallClass::ALL.into_iter().collect(),

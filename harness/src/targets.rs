@@ -342,6 +342,7 @@ impl Resolved {
             env: env.clone(),
             cwd: place.work.to_path_buf(),
             capture: true,
+            isolate_network: false,
         }
     }
 }

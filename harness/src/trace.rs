@@ -69,6 +69,7 @@ pub fn trace(
         env: Default::default(),
         cwd: cwd.clone(),
         capture: false,
+        isolate_network: false,
     };
     let setup = TraceSetup {
         classes: SyscallClass::ALL.into_iter().collect(),

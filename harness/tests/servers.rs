@@ -396,3 +396,54 @@ fn what_a_client_saw_acknowledged_survives_a_kill_only_when_the_server_wrote_it_
     );
     assert_eq!(evidence[1], "store.log holds 0 id(s)");
 }
+
+#[test]
+fn a_server_on_a_fixed_port_runs_in_parallel_cases_each_in_a_network_namespace_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    // The port is taken here, on this machine's loopback, for the whole campaign: a
+    // server that bound it here could never be ready. Each case's server binds it in a
+    // namespace of its own, two cases at a time.
+    let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = held.local_addr().unwrap().port();
+    let file = |isolate: bool| {
+        format!(
+            r#"name = "http-fixed-port"
+command = ["{{python}}", "{{dir}}/server.py", "{port}", "--no-ready-line"]
+ready = {{ port = {port}, timeout = "3s" }}
+stop = {{ after = "clients" }}
+isolate_network = {isolate}
+cases = 6
+[[client]]
+command = ["{{python}}", "{{dir}}/client.py", "{port}", "10"]
+[[strike]]
+signal = "SIGTERM"
+at = {{ after_ready = "0ms..100ms" }}
+[expect]
+clean = [0]
+interrupted = [0]
+"#
+        )
+    };
+    let report = run(&scenario(dir.path(), &file(true)), 2);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{shown}");
+    let census = &report.census.as_ref().unwrap().run;
+    let acks: Vec<String> = (1..=10).map(|i| format!("ACK {i}\n")).collect();
+    assert_eq!(census.clients[0].stdout.text, acks.concat());
+    // Without a namespace of its own, the server cannot bind the port held here: it dies
+    // at once, and the ready probe reached the listener this test holds.
+    let report = run(&scenario(dir.path(), &file(false)), 1);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Violated, "{shown}");
+    let census = &report.census.as_ref().unwrap().run;
+    assert_eq!(census.status, ExitStatus::Code(1), "{shown}");
+    assert!(
+        census
+            .stderr
+            .text
+            .contains("OSError: [Errno 98] Address already in use"),
+        "{}",
+        census.stderr.text
+    );
+    drop(held);
+}

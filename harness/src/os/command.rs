@@ -45,6 +45,8 @@ pub(crate) struct Helper {
     /// printed until then is returned as if it had ended (a client cut off as the case
     /// ends).
     pub cancel: Option<Arc<OwnedFd>>,
+    /// A network namespace to run in (a case's own, with `isolate_network`).
+    pub netns: Option<Arc<OwnedFd>>,
 }
 
 /// A helper's stdin. Content is given as a file, never through a pipe the harness would
@@ -94,6 +96,7 @@ impl Helper {
             interruptible: false,
             stdin: Stdin::Null,
             cancel: None,
+            netns: None,
         }
     }
 }
@@ -137,6 +140,20 @@ pub(crate) fn run_helper(helper: &Helper) -> Result<Finished, HelperError> {
         .process_group(0);
     if let Some(cwd) = &helper.cwd {
         command.current_dir(cwd);
+    }
+    if let Some(netns) = &helper.netns {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&**netns);
+        // SAFETY: between fork and exec, one system call on a descriptor that stays open
+        // (the helper holds it) until the child has exec'd.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
     }
     let mut child = spawn_registered(&mut command).map_err(|source| HelperError::Spawn {
         program: program.clone(),

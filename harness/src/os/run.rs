@@ -73,6 +73,9 @@ pub struct Launch {
     /// Capture stdout and stderr (a case); else the target shares the harness's own
     /// (`killpoint trace`).
     pub capture: bool,
+    /// Run the target in a network namespace of its own, with its own loopback
+    /// (`isolate_network`); its clients join it.
+    pub isolate_network: bool,
 }
 
 /// Bounds of one run.
@@ -176,7 +179,7 @@ pub fn run(
     };
     let executable =
         super::exec::resolve(launch.program.as_os_str(), path.as_deref(), &launch.cwd)?;
-    let serving = Serving::new(lifecycle)?;
+    let mut serving = Serving::new(lifecycle)?;
     let cgroup = CaseCgroup::create();
     let (probe, probe_end) = Probe::pair()?;
     let probe_fd = probe_end.as_raw_fd();
@@ -194,6 +197,7 @@ pub fn run(
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     let procs_fd = cgroup.as_ref().map(|c| c.procs_fd());
+    let isolate = launch.isolate_network;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (write, fcntl, prctl) on values prepared before the fork; it allocates
     // nothing.
@@ -206,6 +210,9 @@ pub fn run(
             }
             // If the thread that spawned it dies, the target dies with it.
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if isolate {
+                super::net::isolate_in_child()?;
+            }
             Ok(())
         });
     }
@@ -215,7 +222,14 @@ pub fn run(
         handlers: BTreeMap::new(),
         execs: Vec::new(),
     }));
-    let program = launch.program.display().to_string();
+    let program = if isolate {
+        format!(
+            "{} in a network namespace of its own (isolate_network needs root or user namespaces)",
+            launch.program.display()
+        )
+    } else {
+        launch.program.display().to_string()
+    };
     let (mut child, start, pidfd, tracer) = match trace {
         None => {
             let child = spawn_registered(&mut command)
@@ -244,6 +258,10 @@ pub fn run(
     // sees end of file.
     drop(probe_end);
     let pid = child.id() as i32;
+    if isolate {
+        // Its namespace, for the ready probe and the clients to join.
+        serving.netns = Some(Arc::new(super::net::namespace_of(pid)?));
+    }
     let tracking = if cgroup.is_some() {
         Tracking::Cgroup
     } else {

@@ -103,6 +103,9 @@ pub(super) struct Serving {
     cancel_rx: Arc<OwnedFd>,
     threads: Vec<std::thread::JoinHandle<()>>,
     pub stop: Option<StopRecord>,
+    /// The target's own network namespace (`isolate_network`): the ready probe and the
+    /// clients join it.
+    pub netns: Option<Arc<OwnedFd>>,
 }
 
 impl Serving {
@@ -126,6 +129,7 @@ impl Serving {
             cancel_rx: Arc::new(cancel_rx),
             threads: Vec::new(),
             stop: None,
+            netns: None,
             lifecycle,
         })
     }
@@ -175,7 +179,7 @@ impl Serving {
             None => true,
             Some(ReadyCheck::Stdout(p)) => line_matches(pipes.first(), out, p),
             Some(ReadyCheck::Stderr(p)) => line_matches(pipes.get(1), err, p),
-            Some(ReadyCheck::Port(port)) => super::net::accepts(*port),
+            Some(ReadyCheck::Port(port)) => super::net::accepts_in(*port, self.netns.as_deref()),
             Some(ReadyCheck::File(path)) => path.exists(),
             Some(ReadyCheck::Probe(name)) => marks.iter().any(|m| m.name == *name),
         };
@@ -230,6 +234,7 @@ impl Serving {
             self.started.push(started_at);
             let helper = Helper {
                 cancel: Some(Arc::clone(&self.cancel_rx)),
+                netns: self.netns.clone(),
                 ..client.helper.clone()
             };
             let shown = client.shown.clone();

@@ -109,6 +109,7 @@ impl Scenario {
             ready: None,
             stop: None,
             clients: Vec::new(),
+            isolate_network: false,
             strikes: Vec::new(),
             expect: Expect::default(),
             source: None,
@@ -200,6 +201,13 @@ impl Scenario {
         self.clients.push(ClientSpec {
             command: command.into_iter().map(|a| parsed(".client", a)).collect(),
         });
+        self
+    }
+
+    /// `isolate_network = true`: each run in a network namespace of its own, so a server
+    /// with a fixed port runs in parallel cases.
+    pub fn isolate_network(mut self) -> Scenario {
+        self.isolate_network = true;
         self
     }
 
@@ -875,6 +883,7 @@ mod tests {
             .ready(ReadySpec::stdout("^READY ").timeout(Duration::from_secs(4)))
             .stop(StopSpec::after_clients().signal(Signal::SIGINT))
             .client(["curl", "-s", "http://127.0.0.1:{port}/"])
+            .isolate_network()
             .strike(
                 Strike::after_ready(Duration::ZERO..Duration::from_millis(50))
                     .signal(Signal::SIGTERM),
@@ -904,6 +913,7 @@ mod tests {
             shrink = { iterations = 10, time = "3s" }
             ready = { stdout = "^READY ", timeout = "4s" }
             stop = { signal = "SIGINT", after = "clients" }
+            isolate_network = true
             [[client]]
             command = ["curl", "-s", "http://127.0.0.1:{port}/"]
             [[strike]]
@@ -975,6 +985,7 @@ mod tests {
         assert_eq!(built.ready, file.ready);
         assert_eq!(built.stop, file.stop);
         assert_eq!(built.clients, file.clients);
+        assert_eq!(built.isolate_network, file.isolate_network);
         assert_eq!(built.expect, file.expect);
         assert_eq!(built.validate(), Ok(()));
     }

@@ -92,6 +92,10 @@ pub struct Scenario {
     /// Commands started once the target is ready: its load.
     #[serde(rename = "client", default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientSpec>,
+    /// Each run in a network namespace of its own, with its own loopback: a server with
+    /// a fixed port runs in parallel cases (root or user namespaces needed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate_network: bool,
     /// The strike space: each case picks one entry, one of its signals and one point.
     #[serde(rename = "strike", default)]
     pub strikes: Vec<Strike>,
