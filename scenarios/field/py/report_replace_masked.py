@@ -70,13 +70,16 @@ def main():
     path = args[0] if args else "report.json"
     if handle:
         signal.signal(signal.SIGTERM, on_term)
+    # The closing message is inside the try too: a SIGINT that lands while it is printed
+    # (the work is done by then) must end the program as any other SIGINT does, not in
+    # a traceback.
     try:
         write_atomic(path, build_report())
+        print("wrote", path)
     except KeyboardInterrupt:
         if not handle:
             raise
         sys.exit(130)
-    print("wrote", path)
 
 
 if __name__ == "__main__":
