@@ -347,6 +347,65 @@ fn sigint_to_killpoint_stops_the_campaign_and_leaves_nothing_behind() {
     assert!(left.is_empty(), "sandboxes left behind: {left:?}");
 }
 
+#[test]
+fn sigint_to_killpoint_with_a_server_and_its_client_running_leaves_neither_behind() {
+    // A server that never stops by itself and a client in an endless (bounded) loop: the
+    // client is no child of the server's tree, and must go too.
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("server.py"),
+        "import socket, sys\ns = socket.socket()\ns.bind(('127.0.0.1', int(sys.argv[1])))\ns.listen()\nprint('READY', flush=True)\nwhile True:\n    s.accept()[0].close()\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("client.py"),
+        "import socket, sys\nfor _ in range(10 ** 9):\n    socket.create_connection(('127.0.0.1', int(sys.argv[1]))).close()\n",
+    )
+    .unwrap();
+    let file = dir.path().join("serve.toml");
+    fs::write(
+        &file,
+        r#"name = "endless-server"
+command = ["{python}", "{dir}/server.py", "{port}"]
+ready = { stdout = '^READY' }
+stop = { after = "clients" }
+timeout = "60s"
+[[client]]
+command = ["{python}", "{dir}/client.py", "{port}"]
+[[strike]]
+signal = "SIGTERM"
+at = { after_ready = "30s" }
+"#,
+    )
+    .unwrap();
+    let mut child = killpoint(&["run", file.to_str().unwrap(), "--cases", "4"], tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = format!("{}/client.py", dir.path().display());
+    let until = Instant::now() + Duration::from_secs(60);
+    while processes_mentioning(&client).is_empty() {
+        assert!(Instant::now() < until, "no client started");
+        std::thread::yield_now();
+    }
+    let (status, stdout) = interrupt(child);
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    let needle = dir.path().to_str().unwrap();
+    assert!(
+        processes_mentioning(needle).is_empty(),
+        "a server or a client outlived the campaign: {:?}",
+        processes_mentioning(needle)
+    );
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "sandboxes left behind: {left:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // `killpoint new`: drafts of real programs from every Debian base install (gzip, sed,
 // coreutils' sort, tar), checked and run as written.
