@@ -379,7 +379,7 @@ at = { after_ready = "30s" }
 "#,
     )
     .unwrap();
-    let mut child = killpoint(&["run", file.to_str().unwrap(), "--cases", "4"], tmp.path())
+    let child = killpoint(&["run", file.to_str().unwrap(), "--cases", "4"], tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
