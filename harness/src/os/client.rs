@@ -16,17 +16,22 @@
 //! hands back unwritten because its kept connection had closed goes on a new one, as it
 //! never left).
 //!
-//! **The runtime.** One tokio current-thread runtime per client run, on the thread that
-//! calls [`run`] ([`start`] gives it a thread of its own). Its workers (`concurrency`
-//! tasks) take request ids from a shared counter, so ids are in the order requests start;
-//! each keeps a connection (keep-alive) until it breaks or the server closes it, then opens
-//! a new one. A worker polls its connection's hyper driver itself while it waits for the
-//! response (`driven`) rather than spawning it as a task of its own, which would cost a
-//! hand-off between two tasks at every step of every request. One thread is enough: the
-//! work is the kernel's (in a profile of `benches/client.rs`, server and both clients
-//! together, 90% of the samples are in the kernel's TCP and scheduler and 6% in all of
-//! the bench's own code, hyper included), and on a 2-core machine the server needs the
-//! other core.
+//! **The runtime.** The workers (`concurrency` tasks) take request ids from a shared
+//! counter, so ids are in the order requests start; each keeps a connection (keep-alive)
+//! until it breaks or the server closes it, then opens a new one. They are dealt to one
+//! thread per CPU (at most one per worker), each a tokio current-thread runtime of its own,
+//! scoped inside [`run`] ([`start`] runs that on a thread of its own). What a request
+//! costs is mostly the kernel's (loopback TCP, and waking the server's threads: in a
+//! profile of `benches/client.rs` ~80% of the client thread's samples are in the kernel),
+//! so the client's own share is kept small:
+//!
+//! - a worker polls its connection's hyper driver itself while it waits (`driven`),
+//!   rather than spawning it as a task, which would hand off between two tasks at every
+//!   step of every request;
+//! - one timeout timer per worker, moved on for each request (`Timer`): a timer made per
+//!   request is registered and removed each time, and that cost more than the rest of
+//!   the client's own work;
+//! - no cross-thread scheduler: a multi-thread runtime wakes another thread at each step.
 //!
 //! **The stamps**, each `Instant::now()` since the case's clock start, written into the
 //! shared record as they happen (so a request cut off by [`Stop`] keeps what it reached):
@@ -367,37 +372,52 @@ impl Shared {
 fn drive<F>(
     label: String,
     shared: &Arc<Shared>,
-    workers: impl Iterator<Item = F>,
+    workers: impl ExactSizeIterator<Item = F>,
     stop: &Stop,
     deadline: Instant,
 ) -> History
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build();
-    let (end, error) = match runtime {
-        Err(e) => (HistoryEnd::Failed, Some(format!("no runtime: {e}"))),
-        Ok(runtime) => {
-            let end = runtime.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for worker in workers {
-                    set.spawn(worker);
-                }
-                let all = async { while set.join_next().await.is_some() {} };
-                tokio::select! {
-                    biased;
-                    _ = stop.stopped() => HistoryEnd::Stopped,
-                    _ = tokio::time::sleep_until(deadline.into()) => HistoryEnd::Deadline,
-                    _ = all => HistoryEnd::Finished,
-                }
-            });
-            // Dropping the runtime drops every worker and connection: sockets close here.
-            drop(runtime);
-            (end, None)
-        }
+    // Workers dealt round-robin to one thread per CPU, each a current-thread runtime of
+    // its own (its own epoll; no wake-ups across threads, which a multi-thread runtime
+    // would add at every step).
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(workers.len())
+        .max(1);
+    let mut shares: Vec<Vec<F>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, worker) in workers.enumerate() {
+        shares[i % threads].push(worker);
+    }
+    let ends: Vec<Result<HistoryEnd, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                std::thread::Builder::new()
+                    .name("killpoint-client".into())
+                    .spawn_scoped(scope, move || run_share(share, stop, deadline))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| match handle {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(e) => Err(format!("no thread: {e}")),
+            })
+            .collect()
+    });
+    let error = ends.iter().find_map(|end| end.as_ref().err().cloned());
+    let end = if error.is_some() {
+        HistoryEnd::Failed
+    } else if ends.contains(&Ok(HistoryEnd::Stopped)) {
+        HistoryEnd::Stopped
+    } else if ends.contains(&Ok(HistoryEnd::Deadline)) {
+        HistoryEnd::Deadline
+    } else {
+        HistoryEnd::Finished
     };
     let ended_at = shared.now();
     let mut state = shared.state();
@@ -416,6 +436,35 @@ where
         ended_at,
         error,
     }
+}
+
+/// Runs one thread's share of the workers on a runtime of its own, until they are done,
+/// `stop` or `deadline`.
+fn run_share<F>(share: Vec<F>, stop: &Stop, deadline: Instant) -> Result<HistoryEnd, String>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("no runtime: {e}"))?;
+    let end = runtime.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for worker in share {
+            set.spawn(worker);
+        }
+        let all = async { while set.join_next().await.is_some() {} };
+        tokio::select! {
+            biased;
+            _ = stop.stopped() => HistoryEnd::Stopped,
+            _ = tokio::time::sleep_until(deadline.into()) => HistoryEnd::Deadline,
+            _ = all => HistoryEnd::Finished,
+        }
+    });
+    // Dropping the runtime drops every worker and connection: their sockets close here.
+    drop(runtime);
+    Ok(end)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -464,17 +513,51 @@ struct Turn {
 
 async fn http_worker(shared: &Arc<Shared>, plan: &HttpPlan) {
     let mut kept: Option<Connection> = None;
+    let mut timer = Timer::new();
     while let Some(id) = shared.take(kept.as_ref().map_or(0, |c| c.number)) {
-        let by = tokio::time::Instant::now() + plan.timeout;
-        let done = tokio::time::timeout_at(by, http_request(shared, plan, id, &mut kept)).await;
+        let done = timer
+            .bound(plan.timeout, http_request(shared, plan, id, &mut kept))
+            .await;
         match done {
-            Ok(true) if plan.keep_alive => {}
-            Ok(_) => kept = None,
-            Err(_elapsed) => {
+            Some(true) if plan.keep_alive => {}
+            Some(_) => kept = None,
+            None => {
                 // Dropping the connection drops hyper's half-done exchange with it.
                 kept = None;
                 shared.fail(id, ClientError::Timeout);
             }
+        }
+    }
+}
+
+/// A worker's request timeout: one timer, moved on for each request. A timer made per
+/// request (`tokio::time::timeout`) is registered and removed each time, which costs more
+/// than the rest of the client's own work per request; moving a pending timer later only
+/// notes the new deadline.
+struct Timer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        Timer {
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+        }
+    }
+
+    /// `future`'s output, or `None` if `timeout` passes first.
+    async fn bound<F: std::future::Future>(
+        &mut self,
+        timeout: Duration,
+        future: F,
+    ) -> Option<F::Output> {
+        self.sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + timeout);
+        tokio::select! {
+            biased;
+            out = future => Some(out),
+            _ = self.sleep.as_mut() => None,
         }
     }
 }
@@ -852,12 +935,12 @@ fn chain(e: &dyn std::error::Error) -> String {
 // TCP.
 
 async fn tcp_worker(shared: &Arc<Shared>, spec: &TcpClientSpec, addr: SocketAddr) {
+    let mut timer = Timer::new();
     while let Some(id) = shared.take(0) {
-        let by = tokio::time::Instant::now() + spec.timeout;
-        if tokio::time::timeout_at(by, tcp_request(shared, spec, addr, id))
-            .await
-            .is_err()
-        {
+        let done = timer
+            .bound(spec.timeout, tcp_request(shared, spec, addr, id))
+            .await;
+        if done.is_none() {
             shared.fail(id, ClientError::Timeout);
         }
     }
