@@ -9,8 +9,10 @@ mod api;
 pub mod campaign;
 pub(crate) mod case;
 pub mod census;
+pub mod client;
 pub mod draft;
 pub(crate) mod expect;
+pub mod history;
 pub mod invariants;
 pub mod judged;
 pub(crate) mod os;
@@ -51,4 +53,10 @@ pub use syscalls::{SyscallClass, When};
 /// removed) instead of killing the program.
 pub mod interrupt {
     pub use crate::os::interrupt::{install, requested};
+}
+
+/// The built-in load clients (`client::HttpClientSpec`, `client::TcpClientSpec`) run
+/// against a server on loopback, each request recorded in a `history::History`.
+pub mod load {
+    pub use crate::os::client::{Running, Stop, run, run_http, run_tcp, start};
 }

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 mod children;
+pub mod client;
 pub(crate) mod command;
 pub mod exec;
 pub mod interrupt;
