@@ -33,7 +33,7 @@ use crate::outcome::KillReason;
 use crate::outcome::{Capture, CheckRecord, FileState, Outcome, OutputRecord, ResumeRecord};
 use crate::plan::{CaseId, Clock, Plan, Point};
 use crate::scenario::Scenario;
-use crate::server::{Port, ReadyOn};
+use crate::server::{ClientSpec, Port, ReadyOn};
 use crate::strike::PointSpec;
 use crate::survivors;
 use crate::syscalls::{CONTEXT_CLASSES, ClassSet, SyscallClass};
@@ -53,8 +53,8 @@ pub(crate) struct Prepared {
     judges: BTreeMap<WorkPath, Resolved>,
     /// Each checker's command, in `[[expect.check]]` order.
     checks: Vec<Resolved>,
-    /// Each `[[client]]`'s command.
-    clients: Vec<Resolved>,
+    /// Each `[[client]]`'s command (`None`: a built-in client).
+    clients: Vec<Option<Resolved>>,
     /// Whether a command or the ready condition names `{port}`: every run then gets a
     /// free loopback port of its own.
     uses_port: bool,
@@ -116,7 +116,7 @@ impl Prepared {
             clients: scenario
                 .clients
                 .iter()
-                .map(|c| resolve(&c.command))
+                .map(|c| c.command().map(resolve))
                 .collect(),
             uses_port: scenario.uses_port(),
             scenario: scenario.clone(),
@@ -365,13 +365,20 @@ impl Prepared {
             .clients
             .iter()
             .zip(&self.clients)
-            .map(|(spec, command)| {
-                ClientLaunch::new(
-                    shown(&spec.command),
+            .map(|(spec, command)| match (spec, command) {
+                (ClientSpec::BuiltIn(client), _) => ClientLaunch::BuiltIn {
+                    shown: spec.shown(),
+                    client: client.clone(),
+                    // A built-in client whose url names a fixed port needs none here.
+                    port: sandbox.port.unwrap_or(0),
+                },
+                (ClientSpec::Command(written), Some(command)) => ClientLaunch::command(
+                    shown(written),
                     command.argv(place(sandbox)),
                     sandbox.path().to_path_buf(),
                     env.clone(),
-                )
+                ),
+                (ClientSpec::Command(_), None) => unreachable!("a command client is resolved"),
             })
             .collect();
         Lifecycle {

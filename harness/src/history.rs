@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::units::ms;
 
 /// What a built-in client did in one case. Times are on the case's clock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// What its requests are called in a report: `POST /items`, `tcp 8080`.
     pub label: String,

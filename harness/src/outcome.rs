@@ -128,6 +128,9 @@ pub struct ClientRecord {
     pub error: Option<String>,
     pub stdout: Capture,
     pub stderr: Capture,
+    /// A built-in client's requests, each stamped on the case's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::History>,
 }
 
 /// A checker's run on a case: exit 0 (held) or 1 (broken); any other end is the
@@ -274,8 +277,22 @@ impl Outcome {
 
     /// How long the tree took to go after the first delivered strike, if it went by itself.
     pub fn drain_time(&self) -> Option<Duration> {
-        let strike = self.first_delivered()?.sent_at?;
-        self.tree_gone_at.map(|gone| gone.saturating_sub(strike))
+        let (_, asked) = self.first_stop()?;
+        self.tree_gone_at.map(|gone| gone.saturating_sub(asked))
+    }
+
+    /// The first signal that asked the target to stop, and when: the first strike that
+    /// reached it, or the scenario's `stop`, whichever came first. The drain is counted
+    /// from it.
+    pub fn first_stop(&self) -> Option<(Signal, Duration)> {
+        let strike = self
+            .first_delivered()
+            .and_then(|s| s.sent_at.map(|at| (s.signal, at)));
+        let stop = self.stop.as_ref().map(|s| (s.signal, s.sent_at));
+        match (strike, stop) {
+            (Some(a), Some(b)) => Some(if a.1 <= b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::client::BuiltInClient;
 use crate::expect::Pattern;
 use crate::values::{self, Arg, Signal, WorkPath};
 
@@ -235,13 +236,100 @@ impl Serialize for StopAfter {
     }
 }
 
-/// One `[[client]]`: a command started in the sandbox once the target is ready (at spawn
-/// without `ready`), with the scenario's env; its stdout and stderr are kept.
+/// One `[[client]]`, started once the target is ready (at spawn without `ready`): a
+/// command run in the sandbox with the scenario's env (its stdout and stderr kept), or
+/// killpoint's own load client, `http = {…}` or `tcp = {…}`, which records a history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawClient", into = "RawClient")]
+pub enum ClientSpec {
+    Command(Vec<Arg>),
+    BuiltIn(BuiltInClient),
+}
+
+impl ClientSpec {
+    /// The command of a command client.
+    pub fn command(&self) -> Option<&[Arg]> {
+        match self {
+            ClientSpec::Command(command) => Some(command),
+            ClientSpec::BuiltIn(_) => None,
+        }
+    }
+
+    /// Whether it needs the run's `{port}`.
+    pub fn uses_port(&self) -> bool {
+        match self {
+            ClientSpec::Command(command) => command.iter().any(Arg::uses_port),
+            ClientSpec::BuiltIn(BuiltInClient::Http(spec)) => spec.uses_target_port(),
+            ClientSpec::BuiltIn(BuiltInClient::Tcp(spec)) => {
+                spec.port == crate::client::PortSpec::Target
+            }
+        }
+    }
+
+    /// How reports name it: the command as written, or the built-in client's label.
+    pub fn shown(&self) -> String {
+        match self {
+            ClientSpec::Command(command) => command
+                .iter()
+                .map(|a| a.raw.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            ClientSpec::BuiltIn(BuiltInClient::Http(spec)) => format!("http {}", spec.label()),
+            ClientSpec::BuiltIn(BuiltInClient::Tcp(spec)) => spec.label(),
+        }
+    }
+}
+
+/// A `[[client]]` as the file writes it: one of `command`, `http`, `tcp`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClientSpec {
-    #[serde(deserialize_with = "crate::scenario::non_empty_command")]
-    pub command: Vec<Arg>,
+pub struct RawClient {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    command: Option<Vec<Arg>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http: Option<crate::client::HttpClientSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tcp: Option<crate::client::TcpClientSpec>,
+}
+
+impl TryFrom<RawClient> for ClientSpec {
+    type Error = String;
+
+    fn try_from(raw: RawClient) -> Result<ClientSpec, String> {
+        match (raw.command, raw.http, raw.tcp) {
+            (Some(command), None, None) if command.is_empty() => Err(
+                "the client's command is empty: e.g. [\"curl\", \"-s\", \"http://127.0.0.1:{port}/\"]"
+                    .into(),
+            ),
+            (Some(command), None, None) => Ok(ClientSpec::Command(command)),
+            (None, Some(http), None) => Ok(ClientSpec::BuiltIn(BuiltInClient::Http(http))),
+            (None, None, Some(tcp)) => Ok(ClientSpec::BuiltIn(BuiltInClient::Tcp(tcp))),
+            (None, None, None) => Err(
+                "a client is a `command = [...]`, or killpoint's own `http = { url = … }` or `tcp = { port = … }`"
+                    .into(),
+            ),
+            _ => Err("a client is one of `command`, `http`, `tcp`: keep one".into()),
+        }
+    }
+}
+
+impl From<ClientSpec> for RawClient {
+    fn from(client: ClientSpec) -> RawClient {
+        match client {
+            ClientSpec::Command(command) => RawClient {
+                command: Some(command),
+                ..RawClient::default()
+            },
+            ClientSpec::BuiltIn(BuiltInClient::Http(http)) => RawClient {
+                http: Some(http),
+                ..RawClient::default()
+            },
+            ClientSpec::BuiltIn(BuiltInClient::Tcp(tcp)) => RawClient {
+                tcp: Some(tcp),
+                ..RawClient::default()
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,19 @@ pub struct Expect {
     /// `"warn"` (the default) reports them, `"violation"` fails the case, `"off"`.
     #[serde(default)]
     pub handler_io: Severity,
+    /// How long after the stop signal a server may still take a new connection
+    /// (`stops-accepting`); default 100 ms.
+    #[serde(
+        default,
+        with = "values::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accept_grace: Option<Duration>,
+    /// Whether a built-in client records a history (a `[[client]]` with `http` or
+    /// `tcp`): `in-flight-completes` and `stops-accepting` judge it. Set from the
+    /// scenario's clients, never written.
+    #[serde(skip)]
+    pub history: bool,
     /// Checkers: commands run in the sandbox after every case, the outcome as JSON on
     /// stdin; exit 0 held, 1 broken (`check:NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,6 +145,8 @@ impl Default for Expect {
             idempotent_teardown: false,
             once: Vec::new(),
             handler_io: Severity::Warn,
+            accept_grace: None,
+            history: false,
             check: Vec::new(),
             violation: Vec::new(),
         }
@@ -252,6 +267,10 @@ pub enum InvariantName {
     ResumeCompletes,
     /// No unit of work is reported done twice, in the case or by the resume.
     NoDuplicateWork,
+    /// Every request the server had taken when asked to stop gets a complete response.
+    InFlightCompletes,
+    /// Once asked to stop, the server takes no new connection after `accept_grace`.
+    StopsAccepting,
     /// A checker's promise, `[[expect.check]]`: held as `check:NAME`, whole.
     Check(String),
     /// A promise of the user's own, added with [`Scenario::invariant`](crate::Scenario::invariant).
@@ -260,7 +279,7 @@ pub enum InvariantName {
 
 impl InvariantName {
     /// The built-in invariants, in the order reports list them.
-    pub const BUILT_IN: [InvariantName; 11] = [
+    pub const BUILT_IN: [InvariantName; 13] = [
         InvariantName::ExitCode,
         InvariantName::AtomicOutput,
         InvariantName::DrainDeadline,
@@ -272,6 +291,8 @@ impl InvariantName {
         InvariantName::HandlerNoIo,
         InvariantName::ResumeCompletes,
         InvariantName::NoDuplicateWork,
+        InvariantName::InFlightCompletes,
+        InvariantName::StopsAccepting,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -287,6 +308,8 @@ impl InvariantName {
             InvariantName::HandlerNoIo => "handler-no-io",
             InvariantName::ResumeCompletes => "resume-completes",
             InvariantName::NoDuplicateWork => "no-duplicate-work",
+            InvariantName::InFlightCompletes => "in-flight-completes",
+            InvariantName::StopsAccepting => "stops-accepting",
             InvariantName::Check(name) | InvariantName::Custom(name) => name,
         }
     }

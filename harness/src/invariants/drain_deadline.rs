@@ -1,5 +1,6 @@
-//! `drain-deadline`: from the first strike that reached the target, the whole process tree
-//! is gone within the scenario's `deadline`.
+//! `drain-deadline`: from the first strike that reached the target (or the scenario's
+//! `stop`, if it came first), the whole process tree is gone within the scenario's
+//! `deadline`.
 
 use super::{Context, Verdict};
 use crate::outcome::KillReason;
@@ -10,13 +11,17 @@ pub fn check(ctx: &Context) -> Verdict {
         return Verdict::Held;
     };
     let outcome = ctx.outcome;
-    let Some(strike) = outcome.first_delivered() else {
+    let Some((signal, sent)) = outcome.first_stop() else {
         return Verdict::Held;
     };
-    let sent = strike.sent_at.unwrap_or_default();
+    let what = if outcome.first_delivered().and_then(|s| s.sent_at) == Some(sent) {
+        "sent"
+    } else {
+        "sent as the stop"
+    };
     let overran = |gone: String| {
         let mut evidence = vec![
-            format!("{} sent at {}; {gone}", strike.signal, ms(sent)),
+            format!("{signal} {what} at {}; {gone}", ms(sent)),
             format!("the deadline is {} after the strike", ms(deadline)),
         ];
         // With the tracer: who was late, and the whole tree's timeline.
@@ -33,7 +38,7 @@ pub fn check(ctx: &Context) -> Verdict {
         }
         let timeline = outcome.timeline(sent);
         if !timeline.is_empty() {
-            evidence.push(format!("timeline from the strike ({}):", strike.signal));
+            evidence.push(format!("timeline from the strike ({signal}):"));
             evidence.extend(timeline.into_iter().map(|l| format!("  {l}")));
         }
         Verdict::violated(evidence)

@@ -43,11 +43,13 @@ mod drain_deadline;
 mod exit_code;
 mod handler_no_io;
 mod idempotent_teardown;
+mod in_flight_completes;
 mod no_crash_output;
 mod no_duplicate_work;
 mod no_leftover_processes;
 mod resume_completes;
 mod signal_forwarded;
+pub(crate) mod stops_accepting;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -117,7 +119,7 @@ fn never(_: &Expect) -> bool {
 }
 
 /// The built-in invariants, in the order reports list them.
-pub static BUILT_IN: [Row; 11] = [
+pub static BUILT_IN: [Row; 13] = [
     Row {
         name: InvariantName::ExitCode,
         checked_by: always,
@@ -194,6 +196,20 @@ pub static BUILT_IN: [Row; 11] = [
         how_to_enable: "declare [expect.resume], with `work` or with [expect.acked]",
         advisory: never,
         check: no_duplicate_work::check,
+    },
+    Row {
+        name: InvariantName::InFlightCompletes,
+        checked_by: |e| e.history,
+        how_to_enable: "add a built-in client: [[client]] http = { url = \"http://127.0.0.1:{port}/…\", … }",
+        advisory: never,
+        check: in_flight_completes::check,
+    },
+    Row {
+        name: InvariantName::StopsAccepting,
+        checked_by: |e| e.history,
+        how_to_enable: "add a built-in client: [[client]] http = { url = \"http://127.0.0.1:{port}/…\", … }",
+        advisory: never,
+        check: stops_accepting::check,
     },
 ];
 

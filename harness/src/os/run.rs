@@ -429,7 +429,10 @@ impl State {
     /// When the tree must be gone: `deadline` (else `timeout`) after the first strike that
     /// reached the target; `None` while no strike has.
     fn drain_bound(&self, limits: Limits) -> Option<Duration> {
-        let sent = self.progress().records.iter().find_map(|s| s.sent_at)?;
+        let strike = self.progress().records.iter().find_map(|s| s.sent_at);
+        // The scenario's stop asks it to stop as a strike does: the drain counts from it.
+        let stop = self.serving.stop.as_ref().map(|s| s.sent_at);
+        let sent = [strike, stop].into_iter().flatten().min()?;
         Some(sent + limits.deadline.unwrap_or(limits.timeout))
     }
 
@@ -638,6 +641,8 @@ impl State {
             }
             if !struck && let Some(signal) = self.serving.stop_due(now) {
                 self.send_stop(signal);
+                // The drain is bounded from the stop now: look again before sleeping.
+                continue;
             }
             let wait = [self.next_wake(), self.serving.next_wake(), Some(bound)]
                 .into_iter()

@@ -24,9 +24,12 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::client as load;
 use super::command::{Helper, run_helper};
 use super::pipes::Pipe;
+use crate::client::BuiltInClient;
 use crate::expect::Pattern;
+use crate::history::History;
 use crate::outcome::{Capture, ClientRecord, Mark, StopRecord};
 use crate::server::StopAfter;
 use crate::values::{ExitStatus, Signal};
@@ -58,28 +61,36 @@ pub enum ReadyCheck {
     Probe(String),
 }
 
-/// A client to start: its command line as shown, and how to run it.
+/// A client to start: a command (its command line as shown, and how to run it), or
+/// killpoint's own load client against the run's port.
 #[derive(Debug, Clone)]
-pub struct ClientLaunch {
-    pub shown: String,
-    pub(crate) helper: Helper,
+pub enum ClientLaunch {
+    Command {
+        shown: String,
+        helper: Box<Helper>,
+    },
+    BuiltIn {
+        shown: String,
+        client: BuiltInClient,
+        port: u16,
+    },
 }
 
 impl ClientLaunch {
-    pub fn new(
+    pub fn command(
         shown: String,
         argv: Vec<std::ffi::OsString>,
         cwd: PathBuf,
         env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     ) -> ClientLaunch {
-        ClientLaunch {
+        ClientLaunch::Command {
             shown,
-            helper: Helper {
+            helper: Box::new(Helper {
                 cwd: Some(cwd),
                 env,
                 interruptible: true,
                 ..Helper::new(&argv[0], &argv[1..])
-            },
+            }),
         }
     }
 }
@@ -102,6 +113,8 @@ pub(super) struct Serving {
     cancel_tx: OwnedFd,
     cancel_rx: Arc<OwnedFd>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Each built-in client's stop, to end it as the case ends.
+    stops: Vec<Arc<load::Stop>>,
     pub stop: Option<StopRecord>,
     /// The target's own network namespace (`isolate_network`): the ready probe and the
     /// clients join it.
@@ -128,6 +141,7 @@ impl Serving {
             cancel_tx,
             cancel_rx: Arc::new(cancel_rx),
             threads: Vec::new(),
+            stops: Vec::new(),
             stop: None,
             netns: None,
             lifecycle,
@@ -232,45 +246,67 @@ impl Serving {
         for (index, client) in self.lifecycle.clients.iter().enumerate() {
             let started_at = start.elapsed();
             self.started.push(started_at);
-            let helper = Helper {
-                cancel: Some(Arc::clone(&self.cancel_rx)),
-                netns: self.netns.clone(),
-                ..client.helper.clone()
-            };
-            let shown = client.shown.clone();
             let (done, wake) = (self.done_tx.clone(), Arc::clone(&self.wake_tx));
             self.running += 1;
-            let cancel = Arc::clone(&self.cancel_rx);
-            self.threads.push(std::thread::spawn(move || {
-                let ran = run_helper(&helper);
-                let ended_at = start.elapsed();
-                // Cut off: the case ended first and wrote the cancel pipe.
-                let cut_off = super::readable_now(&*cancel);
-                let record = match ran {
-                    Ok(finished) => ClientRecord {
-                        command: shown,
-                        started_at,
-                        ended_at: Some(ended_at),
-                        status: exit_status(finished.status),
-                        cut_off,
-                        error: None,
-                        stdout: capture(finished.stdout),
-                        stderr: capture(finished.stderr),
-                    },
-                    Err(e) => ClientRecord {
-                        command: shown,
-                        started_at,
-                        ended_at: Some(ended_at),
-                        status: None,
-                        cut_off,
-                        error: Some(e.to_string()),
-                        stdout: Capture::default(),
-                        stderr: Capture::default(),
-                    },
-                };
-                let _ = done.send((index, record));
-                let _ = rustix::io::write(&*wake, b"x");
-            }));
+            let thread = match client {
+                ClientLaunch::Command { shown, helper } => {
+                    let helper = Helper {
+                        cancel: Some(Arc::clone(&self.cancel_rx)),
+                        netns: self.netns.clone(),
+                        ..(**helper).clone()
+                    };
+                    let shown = shown.clone();
+                    let cancel = Arc::clone(&self.cancel_rx);
+                    std::thread::spawn(move || {
+                        let ran = run_helper(&helper);
+                        let ended_at = start.elapsed();
+                        // Cut off: the case ended first and wrote the cancel pipe.
+                        let cut_off = super::readable_now(&*cancel);
+                        let record = command_record(shown, started_at, ended_at, cut_off, ran);
+                        let _ = done.send((index, record));
+                        let _ = rustix::io::write(&*wake, b"x");
+                    })
+                }
+                ClientLaunch::BuiltIn {
+                    shown,
+                    client,
+                    port,
+                } => {
+                    let stop = Arc::new(load::Stop::new());
+                    self.stops.push(Arc::clone(&stop));
+                    let (shown, client, port) = (shown.clone(), client.clone(), *port);
+                    let netns = self.netns.clone();
+                    std::thread::spawn(move || {
+                        // Threads it starts inherit the namespace it joined.
+                        let history = match netns.as_deref().map(super::net::join) {
+                            Some(Err(e)) => History::could_not_run(
+                                shown.clone(),
+                                client.requests(),
+                                format!("cannot join the target's network namespace: {e}"),
+                            ),
+                            _ => {
+                                // Bounded by the case itself, which stops it as it ends.
+                                let deadline = Instant::now() + Duration::from_secs(3600);
+                                load::run(&client, port, start, &stop, deadline)
+                            }
+                        };
+                        let record = ClientRecord {
+                            command: shown,
+                            started_at,
+                            ended_at: Some(history.ended_at),
+                            status: None,
+                            cut_off: stop.is_stopped(),
+                            error: history.error.clone(),
+                            stdout: Capture::default(),
+                            stderr: Capture::default(),
+                            history: Some(history),
+                        };
+                        let _ = done.send((index, record));
+                        let _ = rustix::io::write(&*wake, b"x");
+                    })
+                }
+            };
+            self.threads.push(thread);
         }
     }
 
@@ -296,6 +332,9 @@ impl Serving {
     pub(super) fn finish(mut self) -> Vec<ClientRecord> {
         if self.running > 0 {
             let _ = rustix::io::write(&self.cancel_tx, b"x");
+            for stop in &self.stops {
+                stop.stop();
+            }
         }
         for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
@@ -321,6 +360,41 @@ fn line_matches(pipe: Option<&Pipe>, scanned: &mut usize, pattern: &Pattern) -> 
     String::from_utf8_lossy(&kept[from..end])
         .lines()
         .any(|line| pattern.is_match(line))
+}
+
+/// The record of a command client's run.
+fn command_record(
+    command: String,
+    started_at: Duration,
+    ended_at: Duration,
+    cut_off: bool,
+    ran: Result<super::command::Finished, super::command::HelperError>,
+) -> ClientRecord {
+    let (status, error, stdout, stderr) = match ran {
+        Ok(finished) => (
+            exit_status(finished.status),
+            None,
+            capture(finished.stdout),
+            capture(finished.stderr),
+        ),
+        Err(e) => (
+            None,
+            Some(e.to_string()),
+            Capture::default(),
+            Capture::default(),
+        ),
+    };
+    ClientRecord {
+        command,
+        started_at,
+        ended_at: Some(ended_at),
+        status,
+        cut_off,
+        error,
+        stdout,
+        stderr,
+        history: None,
+    }
 }
 
 fn exit_status(status: std::process::ExitStatus) -> Option<ExitStatus> {

@@ -696,6 +696,10 @@ fn serving(outcome: &Outcome) -> Vec<String> {
         said.push(format!("ready at {}", ms(at)));
     }
     for (i, client) in outcome.clients.iter().enumerate() {
+        if let Some(history) = &client.history {
+            said.push(format!("client {} {}", i + 1, history.summary()));
+            continue;
+        }
         let ended = match (&client.status, client.ended_at, &client.error) {
             (_, _, Some(error)) => format!("could not run ({error})"),
             (_, Some(at), _) if client.cut_off => format!("cut off at {}", ms(at)),

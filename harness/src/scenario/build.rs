@@ -198,9 +198,17 @@ impl Scenario {
     /// as a scenario file writes them (`{port}`, `{dir}`, `{python}` …):
     /// `.client(["curl", "-s", "http://127.0.0.1:{port}/"])`.
     pub fn client<'a>(mut self, command: impl IntoIterator<Item = &'a str>) -> Scenario {
-        self.clients.push(ClientSpec {
-            command: command.into_iter().map(|a| parsed(".client", a)).collect(),
-        });
+        self.clients.push(ClientSpec::Command(
+            command.into_iter().map(|a| parsed(".client", a)).collect(),
+        ));
+        self
+    }
+
+    /// One `[[client]]` of killpoint's own: `http = {…}` or `tcp = {…}`, which records
+    /// each request's history: `.load_client(BuiltInClient::Http(HttpClientSpec::get(url, 100)?))`.
+    pub fn load_client(mut self, client: crate::client::BuiltInClient) -> Scenario {
+        self.clients.push(ClientSpec::BuiltIn(client));
+        self.expect.history = true;
         self
     }
 
@@ -715,6 +723,12 @@ impl Expect {
             .map(|g| parsed(".temp_allow", g))
             .collect();
         Expectation::custom(move |e| e.temp_allow = globs)
+    }
+
+    /// `accept_grace = "…"`: how long after the stop signal a server may still take a
+    /// new connection (`stops-accepting`).
+    pub fn accept_grace(grace: Duration) -> Expectation {
+        Expectation::custom(move |e| e.accept_grace = Some(grace))
     }
 
     /// `leftover_grace = "…"`: how long the rest of the tree may take to end after the

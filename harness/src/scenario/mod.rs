@@ -288,12 +288,17 @@ impl Scenario {
         };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| error(None, e.span(), e.message().to_string()))?;
-        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
-            let key = (key != ".").then_some(key);
-            let inner = e.into_inner();
-            error(key, inner.span(), inner.message().to_string())
-        })?;
+        let mut scenario: Scenario =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let key = e.path().to_string();
+                let key = (key != ".").then_some(key);
+                let inner = e.into_inner();
+                error(key, inner.span(), inner.message().to_string())
+            })?;
+        scenario.expect.history = scenario
+            .clients
+            .iter()
+            .any(|c| matches!(c, ClientSpec::BuiltIn(_)));
         if let Err(Invalid { key, message }) = scenario.validate() {
             return Err(error(Some(key), None, message));
         }
@@ -382,7 +387,7 @@ impl Scenario {
             ));
         }
         for (i, client) in self.clients.iter().enumerate() {
-            if client.command.is_empty() {
+            if client.command().is_some_and(|c| c.is_empty()) {
                 return Err(invalid(
                     format!("client[{i}].command"),
                     "the client's command is empty: e.g. [\"curl\", \"-s\", \"http://127.0.0.1:{port}/\"]",
@@ -500,13 +505,14 @@ impl Scenario {
         all.extend(self.expect.outputs.iter().filter_map(|o| o.command()));
         all.extend(self.expect.check.iter().map(|c| c.command.as_slice()));
         all.extend(self.expect.resume.iter().map(|r| r.command.as_slice()));
-        all.extend(self.clients.iter().map(|c| c.command.as_slice()));
+        all.extend(self.clients.iter().filter_map(ClientSpec::command));
         all
     }
 
     /// Whether a command or the ready condition names `{port}`.
     pub fn uses_port(&self) -> bool {
         self.commands().into_iter().flatten().any(Arg::uses_port)
+            || self.clients.iter().any(ClientSpec::uses_port)
             || matches!(
                 self.ready.as_ref().map(|r| &r.on),
                 Some(ReadyOn::Port(Port::Case))
@@ -699,7 +705,7 @@ signal = "SIGTERM"
         .unwrap();
         assert!(s.uses_port());
         assert_eq!(s.ready.as_ref().unwrap().on, ReadyOn::Port(Port::Case));
-        assert_eq!(s.clients[0].command[1].parts[1], ArgPart::Port);
+        assert_eq!(s.clients[0].command().unwrap()[1].parts[1], ArgPart::Port);
         assert_eq!(
             s.strikes[0].at,
             PointSpec::Delay {
@@ -730,15 +736,27 @@ signal = "SIGTERM"
             ),
             (
                 "[[client]]\ncommand = []\n",
-                5,
-                11,
-                "the command is empty: give the program and its arguments, e.g. [\"{bin:atomic-writer}\", \"--output\", \"{work}/out.json\"]",
+                4,
+                1,
+                "the client's command is empty: e.g. [\"curl\", \"-s\", \"http://127.0.0.1:{port}/\"]",
             ),
             (
                 "[[client]]\ncmd = [\"x\"]\n",
                 5,
                 1,
-                "unknown field `cmd`, expected `command`",
+                "unknown field `cmd`, expected one of `command`, `http`, `tcp`",
+            ),
+            (
+                "[[client]]\ncommand = [\"x\"]\nhttp = { url = \"http://127.0.0.1:{port}/\", requests = 1 }\n",
+                4,
+                1,
+                "a client is one of `command`, `http`, `tcp`: keep one",
+            ),
+            (
+                "[[client]]\nhttp = { url = \"http://example.org/\", requests = 1 }\n",
+                5,
+                8,
+                "`http://example.org/` goes to `example.org`: traffic goes only to loopback, so the host is 127.0.0.1, localhost or [::1]: write e.g. \"http://127.0.0.1:{port}/items\"",
             ),
         ] {
             // Top-level keys and [[client]] tables go before the strike.
