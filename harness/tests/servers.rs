@@ -447,3 +447,56 @@ interrupted = [0]
     );
     drop(held);
 }
+
+#[test]
+fn a_strike_that_kills_a_helper_of_the_server_still_lets_the_stop_come() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server runs beside a helper of its own (a `sleep`); a strike kills the helper,
+    // not the server, which goes on serving its client: the stop is still due after the
+    // client, and the server stops gracefully.
+    let s = scenario(
+        dir.path(),
+        r#"name = "http-helper-killed"
+command = ["sh", "-c", "sleep 2 & exec {python} {dir}/server.py {port}"]
+ready = { stdout = '^READY ' }
+stop = { after = "clients" }
+timeout = "20s"
+cases = 1
+[[client]]
+command = ["{python}", "{dir}/client.py", "{port}", "5"]
+[[strike]]
+signal = "SIGKILL"
+process = "sleep"
+at = { after_ready = "0ms..1ms" }
+[expect]
+clean = [0]
+deadline = "5s"
+no_leftover_processes = false
+"#,
+    );
+    let cases = s.prepare().unwrap_or_else(|e| panic!("{e}"));
+    let plan = Plan {
+        strikes: vec![PlannedStrike {
+            signal: Signal::SIGKILL,
+            to: Recipient::Process,
+            point: Point::Delay {
+                after: Duration::ZERO,
+                clock: killpoint::plan::Clock::Ready,
+            },
+            process: Some(killpoint::scenario::ProcessSelector::Program(
+                "sleep".parse().unwrap(),
+            )),
+        }],
+    };
+    let case = cases.run(&plan).unwrap_or_else(|e| panic!("{e}"));
+    let shown = cases.text(&case);
+    let struck = case.outcome.strikes[0].struck.as_ref().expect("struck");
+    assert_eq!(struck.program, "sleep", "{shown}");
+    let stop = case.outcome.stop.as_ref().expect("the stop still came");
+    assert!(
+        stop.sent_at >= case.outcome.clients[0].ended_at.unwrap(),
+        "{shown}"
+    );
+    assert_eq!(case.outcome.status, ExitStatus::Code(0), "{shown}");
+    assert!(case.outcome.killed.is_none(), "{shown}");
+}

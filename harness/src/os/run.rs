@@ -575,6 +575,14 @@ impl State {
         true
     }
 
+    /// Whether a strike has reached the main process (or its group).
+    fn main_struck(&self) -> bool {
+        self.progress().records.iter().any(|r| {
+            r.sent_at.is_some()
+                && (r.to == Recipient::Group || r.struck.as_ref().is_none_or(|p| p.pid == self.pid))
+        })
+    }
+
     /// Sends the scenario's stop to the main process and records it.
     fn send_stop(&mut self, signal: Signal) {
         let sig = rustix::process::Signal::from_named_raw(signal.number()).expect("a named signal");
@@ -639,7 +647,11 @@ impl State {
                 });
                 break;
             }
-            if !struck && let Some(signal) = self.serving.stop_due(now) {
+            // A strike that hit another process of the tree (a worker) has not stopped
+            // the main one: its stop is still due.
+            if !self.main_struck()
+                && let Some(signal) = self.serving.stop_due(now)
+            {
                 self.send_stop(signal);
                 // The drain is bounded from the stop now: look again before sleeping.
                 continue;
