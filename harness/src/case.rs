@@ -807,7 +807,7 @@ impl Prepared {
             ));
         }
         if let (Some(spec), Some(read)) = (&expect.acked, &run.survivors) {
-            let acked = spec.ack.ids(&run.ack_stdout(), &run.marks);
+            let acked = spec.ack.reported(run);
             if acked.is_empty() {
                 return Err(format!(
                     "the uninterrupted run made no acknowledgement: `[expect.acked] ack` reads {}, and there were none",

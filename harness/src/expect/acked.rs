@@ -35,9 +35,39 @@ pub struct AckedSpec {
 pub enum Reports {
     Stdout(Pattern),
     Probe(String),
+    /// `{ response_header = "X-Id" }`: the value of this header in every 2xx response a
+    /// built-in client got (the header must be among the client's `capture`, which holds
+    /// `X-Id` by default).
+    ResponseHeader(String),
 }
 
 impl Reports {
+    /// The ids a run reported, in order: from the clients' stdout (or the target's),
+    /// its probe marks, or its built-in clients' 2xx responses.
+    pub fn reported(&self, outcome: &crate::outcome::Outcome) -> Vec<String> {
+        let Reports::ResponseHeader(name) = self else {
+            return self.ids(&outcome.ack_stdout(), &outcome.marks);
+        };
+        let mut ids = Vec::new();
+        for history in outcome.clients.iter().filter_map(|c| c.history.as_ref()) {
+            for request in &history.requests {
+                let ok = request.is_complete()
+                    && request.status.is_some_and(|s| (200..300).contains(&s));
+                if !ok {
+                    continue;
+                }
+                if let Some((_, value)) = request
+                    .captured
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                {
+                    ids.push(value.clone());
+                }
+            }
+        }
+        ids
+    }
+
     /// The ids reported, in order.
     pub fn ids(&self, stdout: &str, marks: &[Mark]) -> Vec<String> {
         match self {
@@ -47,6 +77,8 @@ impl Reports {
                 .filter(|m| m.name == *name && !m.arg.is_empty())
                 .map(|m| m.arg.clone())
                 .collect(),
+            // Only a case's outcome has histories: see `reported`. A resume has none.
+            Reports::ResponseHeader(_) => Vec::new(),
         }
     }
 }
@@ -56,6 +88,12 @@ impl fmt::Display for Reports {
         match self {
             Reports::Stdout(pattern) => write!(f, "stdout lines matching `{}`", pattern.as_str()),
             Reports::Probe(name) => write!(f, "`{name} ID` probe marks"),
+            Reports::ResponseHeader(name) => {
+                write!(
+                    f,
+                    "the `{name}` header of the built-in clients' 2xx responses"
+                )
+            }
         }
     }
 }
@@ -65,6 +103,7 @@ impl fmt::Display for Reports {
 enum RawReports {
     Pattern(String),
     Probe { probe: String },
+    ResponseHeader { response_header: String },
 }
 
 impl Serialize for Reports {
@@ -73,6 +112,9 @@ impl Serialize for Reports {
             Reports::Stdout(pattern) => RawReports::Pattern(pattern.as_str().to_string()),
             Reports::Probe(name) => RawReports::Probe {
                 probe: name.clone(),
+            },
+            Reports::ResponseHeader(name) => RawReports::ResponseHeader {
+                response_header: name.clone(),
             },
         }
         .serialize(s)
@@ -83,7 +125,7 @@ impl<'de> Deserialize<'de> for Reports {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = RawReports::deserialize(d).map_err(|_| {
             de::Error::custom(
-                "expected a regular expression for stdout lines (e.g. '^ACK (\\d+)$') or a probe mark name (e.g. { probe = \"ack\" })",
+                "expected a regular expression for stdout lines (e.g. '^ACK (\\d+)$'), a probe mark name (e.g. { probe = \"ack\" }) or a response header of the built-in clients (e.g. { response_header = \"X-Id\" })",
             )
         })?;
         match raw {
@@ -98,6 +140,12 @@ impl<'de> Deserialize<'de> for Reports {
                 )))
             }
             RawReports::Probe { probe } => Ok(Reports::Probe(probe)),
+            RawReports::ResponseHeader { response_header } if response_header.is_empty() => Err(
+                de::Error::custom("`response_header` names a header, e.g. \"X-Id\""),
+            ),
+            RawReports::ResponseHeader { response_header } => {
+                Ok(Reports::ResponseHeader(response_header))
+            }
         }
     }
 }
@@ -272,6 +320,68 @@ impl<'de> Deserialize<'de> for Pattern {
 mod tests {
     use super::*;
 
+    #[test]
+    fn acknowledgements_can_be_a_response_header_of_the_built_in_clients() {
+        #[derive(Deserialize)]
+        struct Wrap {
+            ack: Reports,
+        }
+        let read = |text: &str| {
+            toml::from_str::<Wrap>(text)
+                .map(|w| w.ack)
+                .map_err(|e| e.message().to_string())
+        };
+        assert_eq!(
+            read("ack = { response_header = \"X-Id\" }"),
+            Ok(Reports::ResponseHeader("X-Id".into()))
+        );
+        assert_eq!(
+            read("ack = { response_header = \"\" }"),
+            Err("`response_header` names a header, e.g. \"X-Id\"".into())
+        );
+        // Only complete 2xx responses acknowledge; the header is matched in any case.
+        let mut outcome = crate::invariants::testing::clean_outcome();
+        let request = |id: u32, status: u16, complete: bool| {
+            let mut r = crate::history::RequestRecord::started(id, id, std::time::Duration::ZERO);
+            r.status = Some(status);
+            if complete {
+                r.completed_at = Some(std::time::Duration::from_millis(1));
+            } else {
+                r.failed_at = Some(std::time::Duration::from_millis(1));
+                r.error = Some(crate::history::ClientError::Reset);
+            }
+            r.captured.insert("x-id".into(), format!("item-{id}"));
+            r
+        };
+        outcome.clients = vec![crate::outcome::ClientRecord {
+            command: "http POST /items".into(),
+            started_at: std::time::Duration::ZERO,
+            ended_at: None,
+            status: None,
+            cut_off: false,
+            error: None,
+            stdout: Default::default(),
+            stderr: Default::default(),
+            history: Some(crate::history::History {
+                label: "POST /items".into(),
+                planned: 3,
+                requests: vec![
+                    request(1, 201, true),
+                    request(2, 503, true),
+                    request(3, 201, false),
+                ],
+                connections: 3,
+                end: crate::history::HistoryEnd::Finished,
+                ended_at: std::time::Duration::from_millis(2),
+                error: None,
+            }),
+        }];
+        assert_eq!(
+            Reports::ResponseHeader("X-Id".into()).reported(&outcome),
+            ["item-1"]
+        );
+    }
+
     fn survivors(toml_text: &str) -> Result<Survivors, String> {
         #[derive(Deserialize)]
         struct Wrap {
@@ -314,7 +424,7 @@ mod tests {
         let bad = read(r#"ack = { probe = "two words" }"#).unwrap_err();
         assert!(bad.contains("not a mark name"), "{bad}");
         let neither = read(r#"ack = { pattern = "x" }"#).unwrap_err();
-        assert!(neither.contains("or a probe mark name"), "{neither}");
+        assert!(neither.contains(", a probe mark name"), "{neither}");
     }
 
     #[test]

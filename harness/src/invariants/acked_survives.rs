@@ -32,7 +32,7 @@ pub fn check(ctx: &Context) -> Verdict {
     if first.is_some_and(|s| s.signal == Signal::SIGKILL) && !spec.after_kill {
         return Verdict::Held;
     }
-    let acked = spec.ack.ids(&outcome.ack_stdout(), &outcome.marks);
+    let acked = spec.ack.reported(outcome);
     if acked.is_empty() {
         return Verdict::Held;
     }

@@ -204,10 +204,8 @@ fn unfinished_work(ctx: &Context) -> Vec<String> {
         .map(|o| format!("{} is {}", o.path, o.after.name()))
         .collect();
     if let Some(spec) = &ctx.expect.acked {
-        let census = spec
-            .ack
-            .ids(&ctx.census.run.ack_stdout(), &ctx.census.run.marks);
-        let acked = spec.ack.ids(&ctx.outcome.ack_stdout(), &ctx.outcome.marks);
+        let census = spec.ack.reported(&ctx.census.run);
+        let acked = spec.ack.reported(ctx.outcome);
         let acked: std::collections::HashSet<&String> = acked.iter().collect();
         let missing = census.iter().filter(|id| !acked.contains(id)).count();
         if missing > 0 {

@@ -16,7 +16,7 @@ pub fn check(ctx: &Context) -> Verdict {
         return Verdict::Held;
     };
     let outcome = ctx.outcome;
-    let case = reports.ids(&outcome.ack_stdout(), &outcome.marks);
+    let case = reports.reported(outcome);
     let again = reports.ids(&resume.stdout.text, &resume.marks);
     // Per unit: how many times the case reported it, and how many times the resume did.
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
