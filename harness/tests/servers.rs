@@ -11,7 +11,7 @@ use std::time::Duration;
 use killpoint::plan::{Plan, PlannedStrike, Point};
 use killpoint::scenario::{ExitStatus, Recipient, Scenario};
 use killpoint::syscalls::{SyscallClass, What, When};
-use killpoint::{Campaign, CampaignOptions, ScenarioReport, ScenarioResult, Signal};
+use killpoint::{ScenarioReport, ScenarioResult, Signal};
 
 /// A stdlib HTTP server on 127.0.0.1:PORT that prints `READY PORT` once it listens and
 /// stops gracefully on SIGTERM (shutdown from another thread, in-flight requests
@@ -102,22 +102,15 @@ fn scenario(dir: &Path, text: &str) -> Scenario {
     fs::write(dir.join("client.py"), CLIENT).unwrap();
     fs::write(dir.join("store.py"), STORE).unwrap();
     fs::write(dir.join("poster.py"), POSTER).unwrap();
-    let file = dir.join("s.toml");
-    fs::write(&file, text).unwrap();
-    Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"))
+    common::load_scenario(dir, text)
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> ScenarioReport {
-    let mut options = CampaignOptions::new(1);
-    options.jobs = jobs;
-    options.shrink_iterations = Some(0);
-    options.regressions = false;
-    Campaign::new(options).run_scenario(scenario)
+    common::run_unshrunk(scenario, 1, Some(jobs))
 }
 
-fn text(report: &ScenarioReport) -> String {
-    killpoint::report::scenario_text(report)
-}
+mod common;
+use common::report_text as text;
 
 #[test]
 fn a_server_is_ready_on_its_line_loaded_by_its_client_and_stopped_after_it() {

@@ -8,23 +8,13 @@ use std::path::Path;
 
 use killpoint::outcome::FileState;
 use killpoint::scenario::Scenario;
-use killpoint::{Campaign, CampaignOptions, ScenarioReport, ScenarioResult};
+use killpoint::{ScenarioReport, ScenarioResult};
 
-fn scenario(dir: &Path, text: &str) -> Scenario {
-    let file = dir.join("s.toml");
-    fs::write(&file, text).unwrap();
-    Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"))
-}
+mod common;
+use common::{load_scenario as scenario, report_text as text};
 
 fn run(scenario: &Scenario) -> ScenarioReport {
-    let mut options = CampaignOptions::new(1);
-    options.shrink_iterations = Some(0);
-    options.regressions = false;
-    Campaign::new(options).run_scenario(scenario)
-}
-
-fn text(report: &ScenarioReport) -> String {
-    killpoint::report::scenario_text(report)
+    common::run_unshrunk(scenario, 1, None)
 }
 
 #[test]

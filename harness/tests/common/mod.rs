@@ -147,3 +147,31 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
         .filter(|(_, c)| c.contains(needle))
         .collect()
 }
+
+/// Writes `text` as `s.toml` in `dir` and loads it.
+pub fn load_scenario(dir: &Path, text: &str) -> killpoint::scenario::Scenario {
+    let file = dir.join("s.toml");
+    fs::write(&file, text).unwrap();
+    killpoint::scenario::Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One campaign of `seed` through the library, failures reported as found (not shrunk),
+/// no regressions file; `jobs` cases at once, or the default.
+pub fn run_unshrunk(
+    scenario: &killpoint::scenario::Scenario,
+    seed: u64,
+    jobs: Option<usize>,
+) -> killpoint::ScenarioReport {
+    let mut options = killpoint::CampaignOptions::new(seed);
+    if let Some(jobs) = jobs {
+        options.jobs = jobs;
+    }
+    options.shrink_iterations = Some(0);
+    options.regressions = false;
+    killpoint::Campaign::new(options).run_scenario(scenario)
+}
+
+/// The report as the CLI prints it.
+pub fn report_text(report: &killpoint::ScenarioReport) -> String {
+    killpoint::report::scenario_text(report)
+}
