@@ -620,7 +620,7 @@ impl Prepared {
         let mut signals = self.scenario.signals();
         signals.extend(self.scenario.strikes.iter().filter_map(|s| match s.at {
             PointSpec::Delay { after_handler, .. } => after_handler,
-            PointSpec::Syscall(_) | PointSpec::Probe(_) => None,
+            PointSpec::Syscall(_) | PointSpec::Probe(_) | PointSpec::Request(_) => None,
         }));
         signals
     }
@@ -677,7 +677,7 @@ impl Prepared {
                 } => {
                     classes.insert(SyscallClass::Sigaction);
                 }
-                Point::Delay { .. } | Point::Probe { .. } => {}
+                Point::Delay { .. } | Point::Probe { .. } | Point::Request { .. } => {}
             }
         }
         Some(TraceSetup {

@@ -58,5 +58,5 @@ pub mod interrupt {
 /// The built-in load clients (`client::HttpClientSpec`, `client::TcpClientSpec`) run
 /// against a server on loopback, each request recorded in a `history::History`.
 pub mod load {
-    pub use crate::os::client::{Running, Stop, run, run_http, run_tcp, start};
+    pub use crate::os::client::{Running, SentCount, Stop, run, run_http, run_tcp, start};
 }

@@ -100,6 +100,17 @@ impl Outcome {
                 .join("\n"),
         )
     }
+
+    /// How many requests killpoint's own clients sent in all (their last byte written):
+    /// the space of `request` strike points.
+    pub fn requests_sent(&self) -> u64 {
+        self.clients
+            .iter()
+            .filter_map(|c| c.history.as_ref())
+            .flat_map(|h| &h.requests)
+            .filter(|r| r.sent_at.is_some())
+            .count() as u64
+    }
 }
 
 /// The stop a run no strike reached ended with.

@@ -51,6 +51,9 @@ pub enum Point {
     /// The `nth` probe mark named `name`: the target waits in its `mark` call until the
     /// signal has been delivered.
     Probe { name: String, nth: u64 },
+    /// When killpoint's own clients have sent their `nth` request (all clients counted
+    /// together): its last byte is written, its response not yet read.
+    Request { nth: u64 },
 }
 
 /// What a delay is counted from.
@@ -129,6 +132,7 @@ impl fmt::Display for PlannedStrike {
                 }
             }
             Point::Probe { name, nth } => write!(f, " at probe mark `{name}` #{nth}"),
+            Point::Request { nth } => write!(f, " once the clients had sent request #{nth}"),
         }
     }
 }

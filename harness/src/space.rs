@@ -62,6 +62,8 @@ enum PointSpace {
     },
     /// The marks `first..=last` of this name (counted as the census did).
     Probe { name: String, first: u64, last: u64 },
+    /// The requests `first..=last` the built-in clients sent (counted as in the census).
+    Request { first: u64, last: u64 },
 }
 
 impl EntrySpace {
@@ -93,6 +95,7 @@ impl EntrySpace {
                 name: name.clone(),
                 nth: index,
             },
+            PointSpace::Request { .. } => Point::Request { nth: index },
         };
         PlannedStrike {
             signal,
@@ -110,7 +113,9 @@ impl EntrySpace {
             PointSpace::Syscall {
                 first, last, whens, ..
             } => Some((*first, *last, whens.len() as u64)),
-            PointSpace::Probe { first, last, .. } => Some((*first, *last, 1)),
+            PointSpace::Probe { first, last, .. } | PointSpace::Request { first, last } => {
+                Some((*first, *last, 1))
+            }
         }
     }
 
@@ -132,9 +137,11 @@ impl EntrySpace {
             } => (signals, *first..=*last, 0..whens.len())
                 .prop_map(move |(signal, nth, when)| entry.strike(signal, nth, when))
                 .sboxed(),
-            PointSpace::Probe { first, last, .. } => (signals, *first..=*last)
-                .prop_map(move |(signal, nth)| entry.strike(signal, nth, 0))
-                .sboxed(),
+            PointSpace::Probe { first, last, .. } | PointSpace::Request { first, last } => {
+                (signals, *first..=*last)
+                    .prop_map(move |(signal, nth)| entry.strike(signal, nth, 0))
+                    .sboxed()
+            }
         }
     }
 }
@@ -391,6 +398,20 @@ fn points(
                 first,
                 last,
             })
+        }
+        PointSpec::Request(nth) => {
+            let count = census.run.requests_sent();
+            let Some((first, last)) = nth.resolve(count) else {
+                return Err(if count == 0 {
+                    "the uninterrupted run's clients sent no request: nothing to strike (`killpoint census` shows each client's requests)".to_string()
+                } else {
+                    format!(
+                        "`request = \"{nth}\"` selects no request: the uninterrupted run's clients sent {count} request{}",
+                        if count == 1 { "" } else { "s" }
+                    )
+                });
+            };
+            Ok(PointSpace::Request { first, last })
         }
     }
 }

@@ -161,6 +161,10 @@ pub enum PointSpec {
     Syscall(SyscallPoint),
     /// The n-th probe mark of a name, made by the target itself.
     Probe(ProbePoint),
+    /// The n-th request killpoint's own clients (`http`, `tcp`) have sent, counted over
+    /// all of them from the moment they start (for a plan's later strikes: from the
+    /// strike before). Written `request = 5` or `request = "1..200"`.
+    Request(Nth),
 }
 
 impl Default for PointSpec {
@@ -184,7 +188,7 @@ impl PointSpec {
                 ..
             } => after_handler.is_some() || after_exec.is_some(),
             PointSpec::Syscall(_) => true,
-            PointSpec::Probe(_) => false,
+            PointSpec::Probe(_) | PointSpec::Request(_) => false,
         }
     }
 }
@@ -234,12 +238,39 @@ pub(crate) struct RawPoint {
     when: Option<Whens>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     probe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<Nth>,
 }
 
 impl TryFrom<RawPoint> for PointSpec {
     type Error = String;
 
     fn try_from(raw: RawPoint) -> Result<Self, String> {
+        if let Some(nth) = raw.request {
+            if raw.probe.is_some() || raw.syscall.is_some() || raw.path.is_some() || raw.when.is_some() {
+                return Err(
+                    "a request point lands when the built-in client has sent a request, not at a call or mark: drop `syscall`, `path`, `when` and `probe`, or `request`"
+                        .into(),
+                );
+            }
+            if raw.after.is_some()
+                || raw.after_handler.is_some()
+                || raw.after_exec.is_some()
+                || raw.after_ready.is_some()
+            {
+                return Err(
+                    "a request point lands when a request has been sent, not after a delay: drop `after`/`after_handler`/`after_exec`/`after_ready` or `request`"
+                        .into(),
+                );
+            }
+            if raw.nth.is_some() {
+                return Err(
+                    "`request` is the count itself: drop `nth`, e.g. { request = \"1..200\" }"
+                        .into(),
+                );
+            }
+            return Ok(PointSpec::Request(nth));
+        }
         if let Some(name) = raw.probe {
             if raw.syscall.is_some() || raw.path.is_some() || raw.when.is_some() {
                 return Err(
@@ -388,6 +419,10 @@ impl From<PointSpec> for RawPoint {
             PointSpec::Probe(p) => RawPoint {
                 probe: Some(p.name),
                 nth: Some(p.nth),
+                ..RawPoint::default()
+            },
+            PointSpec::Request(nth) => RawPoint {
+                request: Some(nth),
                 ..RawPoint::default()
             },
         }

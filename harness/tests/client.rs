@@ -5,11 +5,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use killpoint::client::{BuiltInClient, HttpClientSpec, RawHttpClientSpec, TcpClientSpec};
 use killpoint::history::{ClientError, History, HistoryEnd, RequestRecord};
-use killpoint::load::{self, Stop};
+use killpoint::load::{self, SentCount, Stop};
 
 /// The server. `server.py MODE`; it prints `ready PORT` once listening and, in the modes
 /// that hold a request, `request ID` once it has read one.
@@ -583,13 +584,23 @@ concurrency = 3"#,
     .try_into()
     .unwrap();
     let clock = Instant::now();
+    // Counted as sent (what `request` strikes count): the runner's pipe gets a byte at
+    // the 5th, and only then.
+    let (wake_rx, wake_tx) = rustix::pipe::pipe().unwrap();
+    rustix::io::ioctl_fionbio(&wake_rx, true).unwrap();
+    let sent = Arc::new(SentCount::new(Arc::new(wake_tx)));
+    sent.wake_at(5);
     let history = load::run(
         &BuiltInClient::Tcp(spec),
         server.port,
         clock,
         &Stop::new(),
         clock + Duration::from_secs(60),
+        Some(Arc::clone(&sent)),
     );
+    assert_eq!(sent.sent(), 12);
+    let mut buf = [0u8; 8];
+    assert_eq!(rustix::io::read(&wake_rx, &mut buf), Ok(1));
     assert_eq!(history.label, format!("tcp {}", server.port));
     assert_eq!(history.connections, 12);
     for r in &history.requests {
@@ -610,6 +621,7 @@ concurrency = 3"#,
         clock,
         &Stop::new(),
         clock + Duration::from_secs(60),
+        None,
     );
     assert!(
         refused

@@ -97,7 +97,34 @@ for i in range(1, n + 1):
     print("ACK", i, flush=True)
 "#;
 
+/// A line server that answers each connection's line with `ok` and closes it, but holds
+/// its 4th connection unanswered until SIGTERM comes (blocked, taken with `sigwait`):
+/// then it closes its listener, answers it `late` and exits 0.
+const HOLDS_FOURTH: &str = r#"
+import signal, socket, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen(16)
+print("READY", flush=True)
+n = 0
+while True:
+    conn, _ = listener.accept()
+    n += 1
+    conn.makefile("rb").readline()
+    if n == 4:
+        signal.sigwait({signal.SIGTERM})
+        listener.close()  # no 5th connection into the listen queue
+        conn.sendall(b"late\n")
+        conn.close()
+        sys.exit(0)
+    conn.sendall(b"ok\n")
+    conn.close()
+"#;
+
 fn scenario(dir: &Path, text: &str) -> Scenario {
+    fs::write(dir.join("holds_fourth.py"), HOLDS_FOURTH).unwrap();
     fs::write(dir.join("server.py"), SERVER).unwrap();
     fs::write(dir.join("client.py"), CLIENT).unwrap();
     fs::write(dir.join("store.py"), STORE).unwrap();
@@ -299,6 +326,69 @@ clean = [0]
     );
     assert_ne!(client.status, Some(ExitStatus::Code(0)));
     assert!(case.outcome.stop.is_none(), "a struck case gets no stop");
+}
+
+#[test]
+fn a_request_strike_lands_once_the_built_in_client_has_sent_its_nth_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // One request at a time: the 5th cannot be sent before the 4th has its answer, which
+    // the server gives only once SIGTERM has come. In the census the stop brings it.
+    let s = scenario(
+        dir.path(),
+        r#"name = "tcp-request-strike"
+command = ["{python}", "{dir}/holds_fourth.py", "{port}"]
+ready = { stdout = '^READY$' }
+stop = { after = "1s" }
+[[client]]
+tcp = { port = "{port}", send = "item\n", requests = 8 }
+[[strike]]
+signal = "SIGTERM"
+at = { request = "1.." }
+[expect]
+clean = [0]
+interrupted = [0]
+"#,
+    );
+    let cases = s.prepare().unwrap_or_else(|e| panic!("{e}"));
+    // The census sent four (the rest were refused: the server had exited).
+    assert_eq!(cases.census().run.requests_sent(), 4);
+    let plan = Plan {
+        strikes: vec![PlannedStrike {
+            signal: Signal::SIGTERM,
+            to: Recipient::Process,
+            point: Point::Request { nth: 4 },
+            process: None,
+        }],
+    };
+    let case = cases.run(&plan).unwrap_or_else(|e| panic!("{e}"));
+    let shown = cases.text(&case);
+    let sent_at = case.outcome.strikes[0].sent_at.expect("the strike was sent");
+    let history = case.outcome.clients[0].history.as_ref().unwrap();
+    let sent_before: Vec<u32> = history
+        .requests
+        .iter()
+        .filter(|r| r.sent_at.is_some_and(|at| at <= sent_at))
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(sent_before, [1, 2, 3, 4], "{shown}");
+    let fourth = &history.requests[3];
+    assert!(fourth.is_complete(), "{fourth:?}");
+    assert_eq!(fourth.response_bytes, 5, "late\\n");
+    assert!(fourth.completed_at.unwrap() >= sent_at, "{shown}");
+    assert_eq!(case.outcome.status, ExitStatus::Code(0), "{shown}");
+    assert!(case.outcome.stop.is_none(), "{shown}");
+    assert!(shown.contains("SIGTERM once the clients had sent request #4"), "{shown}");
+
+    // A request point needs killpoint's own client.
+    let e = Scenario::parse(
+        "name = \"x\"\ncommand = [\"true\"]\n[[strike]]\nsignal = \"SIGTERM\"\nat = { request = 3 }\n",
+        &dir.path().join("x.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`request` counts the requests killpoint's own client sends"),
+        "{e}"
+    );
 }
 
 /// Whether a process whose command line names this test's directory still runs.

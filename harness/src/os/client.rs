@@ -71,7 +71,8 @@ use std::error::Error as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -120,19 +121,59 @@ impl Stop {
     }
 }
 
+/// How many requests the built-in clients of one run have sent, all clients together:
+/// what a `request` strike point counts. The case runner says which count it waits for
+/// ([`SentCount::wake_at`]); the client that sends that request writes a byte to the
+/// runner's wake-up pipe, so the strike goes out within a turn of its loop.
+#[derive(Debug)]
+pub struct SentCount {
+    sent: AtomicU64,
+    wake_at: AtomicU64,
+    wake: Arc<OwnedFd>,
+}
+
+impl SentCount {
+    pub fn new(wake: Arc<OwnedFd>) -> SentCount {
+        SentCount {
+            sent: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            wake,
+        }
+    }
+
+    /// How many requests have been sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Wake the runner when the count reaches `n`. The runner reads [`SentCount::sent`]
+    /// after this: a request sent in between is seen by one side or the other.
+    pub fn wake_at(&self, n: u64) {
+        self.wake_at.store(n, Ordering::SeqCst);
+    }
+
+    fn bump(&self) {
+        let n = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.wake_at.load(Ordering::SeqCst) {
+            let _ = rustix::io::write(&*self.wake, b"r");
+        }
+    }
+}
+
 /// Runs `client` against a target listening on `port` (what `{port}` means) and returns
 /// its history, on the calling thread: until every request ended, `stop` is stopped, or
-/// `deadline`. Times are since `clock`.
+/// `deadline`. Times are since `clock`. Each request sent is counted in `sent`.
 pub fn run(
     client: &BuiltInClient,
     port: u16,
     clock: Instant,
     stop: &Stop,
     deadline: Instant,
+    sent: Option<Arc<SentCount>>,
 ) -> History {
     match client {
-        BuiltInClient::Http(spec) => run_http(spec, port, clock, stop, deadline),
-        BuiltInClient::Tcp(spec) => run_tcp(spec, port, clock, stop, deadline),
+        BuiltInClient::Http(spec) => http(spec, port, clock, stop, deadline, sent),
+        BuiltInClient::Tcp(spec) => tcp(spec, port, clock, stop, deadline, sent),
     }
 }
 
@@ -143,6 +184,17 @@ pub fn run_http(
     clock: Instant,
     stop: &Stop,
     deadline: Instant,
+) -> History {
+    http(spec, port, clock, stop, deadline, None)
+}
+
+fn http(
+    spec: &HttpClientSpec,
+    port: u16,
+    clock: Instant,
+    stop: &Stop,
+    deadline: Instant,
+    sent: Option<Arc<SentCount>>,
 ) -> History {
     // Checked again: its fields are public, and a spec changed after it was read must
     // not panic here.
@@ -195,7 +247,7 @@ pub fn run_http(
         timeout: spec.timeout,
         keep_alive: spec.keep_alive,
     });
-    let shared = Shared::new(clock, spec.requests);
+    let shared = Shared::new(clock, spec.requests, sent);
     let workers = (0..spec.concurrency).map(|_| {
         let shared = shared.clone();
         let plan = plan.clone();
@@ -212,8 +264,19 @@ pub fn run_tcp(
     stop: &Stop,
     deadline: Instant,
 ) -> History {
+    tcp(spec, port, clock, stop, deadline, None)
+}
+
+fn tcp(
+    spec: &TcpClientSpec,
+    port: u16,
+    clock: Instant,
+    stop: &Stop,
+    deadline: Instant,
+    sent: Option<Arc<SentCount>>,
+) -> History {
     let addr: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, spec.port.resolve(port)).into();
-    let shared = Shared::new(clock, spec.requests);
+    let shared = Shared::new(clock, spec.requests, sent);
     let spec = Arc::new(spec.clone());
     let workers = (0..spec.concurrency).map(|_| {
         let shared = shared.clone();
@@ -249,7 +312,7 @@ pub fn start(
         .name("killpoint-client".into())
         .spawn({
             let stop = stop.clone();
-            move || run(&client, port, clock, &stop, deadline)
+            move || run(&client, port, clock, &stop, deadline, None)
         })?;
     Ok(Running {
         stop,
@@ -293,6 +356,7 @@ impl Drop for Running {
 struct Shared {
     clock: Instant,
     state: Mutex<State>,
+    sent: Option<Arc<SentCount>>,
 }
 
 struct State {
@@ -302,9 +366,10 @@ struct State {
 }
 
 impl Shared {
-    fn new(clock: Instant, planned: u32) -> Arc<Shared> {
+    fn new(clock: Instant, planned: u32, sent: Option<Arc<SentCount>>) -> Arc<Shared> {
         Arc::new(Shared {
             clock,
+            sent,
             state: Mutex::new(State {
                 planned,
                 records: Vec::with_capacity(planned as usize),
@@ -354,6 +419,19 @@ impl Shared {
     fn stamp(&self, id: u32, f: impl FnOnce(&mut RequestRecord, Duration)) {
         let now = self.now();
         self.update(id, |r| f(r, now));
+    }
+
+    /// Stamps request `id` sent now (a later write of its bytes moves the stamp on); the
+    /// first time, it is counted.
+    fn sent(&self, id: u32) {
+        let mut first = false;
+        self.stamp(id, |r, now| {
+            first = r.sent_at.is_none();
+            r.sent_at = Some(now);
+        });
+        if first && let Some(count) = &self.sent {
+            count.bump();
+        }
     }
 
     fn fail(&self, id: u32, error: ClientError) {
@@ -826,8 +904,7 @@ impl Stamped {
     fn wrote(&self) {
         let turn = lock(&self.turn);
         if turn.request != 0 && turn.body_taken {
-            self.shared
-                .stamp(turn.request, |r, now| r.sent_at = Some(now));
+            self.shared.sent(turn.request);
         }
     }
 }
@@ -958,7 +1035,7 @@ async fn tcp_request(shared: &Shared, spec: &TcpClientSpec, addr: SocketAddr, id
     if let Err(e) = stream.write_all(&spec.message(id)).await {
         return shared.fail(id, classify_io(&e, 0, None));
     }
-    shared.stamp(id, |r, now| r.sent_at = Some(now));
+    shared.sent(id);
     if spec.half_close
         && let Err(e) = stream.shutdown().await
     {

@@ -299,6 +299,7 @@ pub fn run(
         plan: plan.to_vec(),
         probe,
         mark_counts: vec![0; plan.len()],
+        request_bases: vec![None; plan.len()],
         marks: Vec::new(),
         serving,
     };
@@ -405,6 +406,9 @@ struct State {
     /// Per plan strike at a probe point: the marks of its name counted while it was the
     /// strike whose turn it is.
     mark_counts: Vec<u64>,
+    /// Per plan strike at a request point: how many requests the clients had sent when
+    /// it became the strike whose turn it is.
+    request_bases: Vec<Option<u64>>,
     marks: Vec<Mark>,
     /// Ready, clients and stop, for a server.
     serving: Serving,
@@ -799,6 +803,18 @@ impl State {
         while progress.next < self.plan.len() {
             let index = progress.next;
             let strike = &self.plan[index];
+            if let Point::Request { nth } = strike.point {
+                // Counted from when it became this strike's turn: the first strike's
+                // from the clients' start, a later one's from the strike before.
+                let sent = self.serving.requests_sent();
+                let due = *self.request_bases[index].get_or_insert(sent) + nth;
+                self.serving.wake_at_request(due);
+                if self.serving.requests_sent() < due {
+                    return;
+                }
+                self.send(&mut progress, index);
+                continue;
+            }
             let Point::Delay { after, clock } = &strike.point else {
                 // The tracer fires syscall strikes, `serve_marks` probe strikes; each
                 // moves `next` on.

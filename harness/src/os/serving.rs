@@ -115,6 +115,8 @@ pub(super) struct Serving {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Each built-in client's stop, to end it as the case ends.
     stops: Vec<Arc<load::Stop>>,
+    /// The requests the built-in clients have sent, for `request` strikes.
+    sent: Arc<load::SentCount>,
     pub stop: Option<StopRecord>,
     /// The target's own network namespace (`isolate_network`): the ready probe and the
     /// clients join it.
@@ -128,7 +130,9 @@ impl Serving {
         let (cancel_rx, cancel_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (done_tx, done_rx) = mpsc::channel();
         let n = lifecycle.clients.len();
+        let wake_tx = Arc::new(wake_tx);
         Ok(Serving {
+            sent: Arc::new(load::SentCount::new(Arc::clone(&wake_tx))),
             ready_at: None,
             scanned: [0, 0],
             started: Vec::new(),
@@ -137,7 +141,7 @@ impl Serving {
             done_rx,
             done_tx,
             wake_rx,
-            wake_tx: Arc::new(wake_tx),
+            wake_tx,
             cancel_tx,
             cancel_rx: Arc::new(cancel_rx),
             threads: Vec::new(),
@@ -161,7 +165,19 @@ impl Serving {
             && self.lifecycle.stop.is_none()
     }
 
-    /// Readable when a client has ended.
+    /// How many requests the built-in clients have sent so far.
+    pub(super) fn requests_sent(&self) -> u64 {
+        self.sent.sent()
+    }
+
+    /// Makes [`Serving::wake_fd`] readable when the built-in clients have sent `n`
+    /// requests.
+    pub(super) fn wake_at_request(&self, n: u64) {
+        self.sent.wake_at(n);
+    }
+
+    /// Readable when a client has ended, or the request [`Serving::wake_at_request`]
+    /// names has been sent.
     pub(super) fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake_rx.as_fd()
     }
@@ -276,6 +292,7 @@ impl Serving {
                     self.stops.push(Arc::clone(&stop));
                     let (shown, client, port) = (shown.clone(), client.clone(), *port);
                     let netns = self.netns.clone();
+                    let sent = Arc::clone(&self.sent);
                     std::thread::spawn(move || {
                         // Threads it starts inherit the namespace it joined.
                         let history = match netns.as_deref().map(super::net::join) {
@@ -287,7 +304,7 @@ impl Serving {
                             _ => {
                                 // Bounded by the case itself, which stops it as it ends.
                                 let deadline = Instant::now() + Duration::from_secs(3600);
-                                load::run(&client, port, start, &stop, deadline)
+                                load::run(&client, port, start, &stop, deadline, Some(sent))
                             }
                         };
                         let record = ClientRecord {

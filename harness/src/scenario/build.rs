@@ -397,6 +397,12 @@ impl Strike {
         }))
     }
 
+    /// A strike once killpoint's own clients (`.load_client(…)`) have sent one of the
+    /// requests `nth` (counted over all of them, from 1): `at = { request = "1..200" }`.
+    pub fn request(nth: impl Into<Nth>) -> Strike {
+        Strike::at(PointSpec::Request(nth.into()))
+    }
+
     /// Only calls naming a file that matches the glob (sandbox-relative): `path = "…"`.
     pub fn path(mut self, glob: &str) -> Strike {
         let PointSpec::Syscall(point) = &mut self.at else {
@@ -412,8 +418,9 @@ impl Strike {
         match &mut self.at {
             PointSpec::Syscall(point) => point.nth = nth.into(),
             PointSpec::Probe(point) => point.nth = nth.into(),
+            PointSpec::Request(point) => *point = nth.into(),
             PointSpec::Delay { .. } => {
-                panic!("killpoint: .nth() belongs to a syscall or probe strike")
+                panic!("killpoint: .nth() belongs to a syscall, probe or request strike")
             }
         }
         self

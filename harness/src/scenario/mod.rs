@@ -348,6 +348,17 @@ impl Scenario {
                     "`after_ready` counts from the moment the target is ready, and the scenario has no `ready`: add e.g. ready = { stdout = '^READY' }",
                 ));
             }
+            if matches!(strike.at, PointSpec::Request(_))
+                && !self
+                    .clients
+                    .iter()
+                    .any(|c| matches!(c, ClientSpec::BuiltIn(_)))
+            {
+                return Err(invalid(
+                    format!("strike[{i}].at.request"),
+                    "`request` counts the requests killpoint's own client sends, and the scenario has none: add e.g. [[client]] http = { url = \"http://127.0.0.1:{port}/\" } (a `command` client's requests are its own)",
+                ));
+            }
         }
         check_strike_count(self.max_strikes).map_err(|m| invalid("max_strikes", m))?;
         for (program, package) in &self.requires {
@@ -462,7 +473,7 @@ impl Scenario {
                     after_handler: Some(_),
                     ..
                 } => Some(SyscallClass::Sigaction),
-                PointSpec::Delay { .. } | PointSpec::Probe(_) => None,
+                PointSpec::Delay { .. } | PointSpec::Probe(_) | PointSpec::Request(_) => None,
             })
             .collect()
     }
@@ -1201,6 +1212,21 @@ violation = "atomic-output"
                 .contains("drop `after`/`after_handler`/`after_exec`/`after_ready` or `probe`"),
             "{e}"
         );
+        let e = with("at = { request = 3, nth = 2 }");
+        assert_eq!(
+            e.message,
+            "`request` is the count itself: drop `nth`, e.g. { request = \"1..200\" }"
+        );
+        let e = with("at = { request = 3, after = \"1ms\" }");
+        assert!(
+            e.message
+                .contains("drop `after`/`after_handler`/`after_exec`/`after_ready` or `request`"),
+            "{e}"
+        );
+        let e = with("at = { request = 3, syscall = \"accept\" }");
+        assert!(e.message.contains("drop `syscall`, `path`, `when` and `probe`, or `request`"), "{e}");
+        let e = with("at = { request = \"x\" }");
+        assert_eq!(e.key.as_deref(), Some("strike[0].at.request"), "{e}");
         let e = with("at = { after_exec = \"main\" }");
         assert!(e.message.contains("written \"[m]ain\""), "{e}");
         let e = with("at = { after_exec = \"bin/sh\" }");
