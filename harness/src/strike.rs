@@ -247,7 +247,11 @@ impl TryFrom<RawPoint> for PointSpec {
 
     fn try_from(raw: RawPoint) -> Result<Self, String> {
         if let Some(nth) = raw.request {
-            if raw.probe.is_some() || raw.syscall.is_some() || raw.path.is_some() || raw.when.is_some() {
+            if raw.probe.is_some()
+                || raw.syscall.is_some()
+                || raw.path.is_some()
+                || raw.when.is_some()
+            {
                 return Err(
                     "a request point lands when the built-in client has sent a request, not at a call or mark: drop `syscall`, `path`, `when` and `probe`, or `request`"
                         .into(),

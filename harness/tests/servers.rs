@@ -362,7 +362,9 @@ interrupted = [0]
     };
     let case = cases.run(&plan).unwrap_or_else(|e| panic!("{e}"));
     let shown = cases.text(&case);
-    let sent_at = case.outcome.strikes[0].sent_at.expect("the strike was sent");
+    let sent_at = case.outcome.strikes[0]
+        .sent_at
+        .expect("the strike was sent");
     let history = case.outcome.clients[0].history.as_ref().unwrap();
     let sent_before: Vec<u32> = history
         .requests
@@ -377,7 +379,29 @@ interrupted = [0]
     assert!(fourth.completed_at.unwrap() >= sent_at, "{shown}");
     assert_eq!(case.outcome.status, ExitStatus::Code(0), "{shown}");
     assert!(case.outcome.stop.is_none(), "{shown}");
-    assert!(shown.contains("SIGTERM once the clients had sent request #4"), "{shown}");
+    assert!(
+        shown.contains("SIGTERM once the clients had sent request #4"),
+        "{shown}"
+    );
+    // The timeline: what the requests did up to the strike, and the one in flight then.
+    let timeline: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| l.trim() != "timeline:")
+        .map(str::trim)
+        .collect();
+    let strike = timeline
+        .iter()
+        .position(|l| l.contains("SIGTERM (strike 1) to pid "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert_eq!(
+        timeline[strike - 1],
+        "… client 1: 4 connections, 4 sent, 3 complete",
+        "{shown}"
+    );
+    assert!(
+        timeline[strike].ends_with("; in flight: client 1 #4"),
+        "{shown}"
+    );
 
     // A request point needs killpoint's own client.
     let e = Scenario::parse(
@@ -386,7 +410,8 @@ interrupted = [0]
     )
     .unwrap_err();
     assert!(
-        e.to_string().contains("`request` counts the requests killpoint's own client sends"),
+        e.to_string()
+            .contains("`request` counts the requests killpoint's own client sends"),
         "{e}"
     );
 }

@@ -3,9 +3,10 @@
 //!
 //! Read from the built-in clients' histories. The stop is the first catchable signal
 //! that reached the target: a strike, or the scenario's `stop`; after SIGKILL nothing is
-//! promised. A request counts as in flight when it was fully sent before the stop and the
-//! server had taken it: its connection had already carried an answered request
-//! (keep-alive), or the server sent some of its response. A request sent on a fresh
+//! promised. A request counts as in flight when it was fully sent before the stop, had not
+//! ended by then, and the server had taken it: its connection had already carried an
+//! answered request (keep-alive), or the server sent some of its response. One that ended
+//! before the stop, answered or not, says nothing about the shutdown. A request sent on a fresh
 //! connection that got no byte back is not counted: the client cannot tell whether the
 //! server had accepted the connection or it still sat in the listen queue, which a
 //! server may drop as it closes its listener.
@@ -33,7 +34,7 @@ pub fn check(ctx: &Context) -> Verdict {
             continue;
         };
         for request in &history.requests {
-            if !taken_before(request, stop_at) {
+            if !in_flight_at(request, stop_at) {
                 continue;
             }
             in_flight += 1;
@@ -46,7 +47,7 @@ pub fn check(ctx: &Context) -> Verdict {
         return Verdict::Held;
     }
     let mut evidence = vec![format!(
-        "{} of the {in_flight} request(s) in flight when {signal} reached it at {} got no complete response:",
+        "{} of the {in_flight} request(s) the server had taken and not yet answered when {signal} reached it at {} got no complete response:",
         cut.len(),
         ms(stop_at)
     )];
@@ -63,11 +64,13 @@ pub(crate) fn stop_moment(outcome: &Outcome) -> Option<(Signal, std::time::Durat
     outcome.first_stop()
 }
 
-/// Whether the server had taken `request` before `stop_at`: it was fully sent by then,
-/// on a connection the server had answered on, or it got some of its response.
-fn taken_before(request: &RequestRecord, stop_at: std::time::Duration) -> bool {
+/// Whether `request` was in flight in the server at `stop_at`: fully sent by then, not
+/// ended by then, and taken by the server (on a connection it had answered on, or it got
+/// some of its response).
+fn in_flight_at(request: &RequestRecord, stop_at: std::time::Duration) -> bool {
     let sent = request.sent_at.is_some_and(|at| at <= stop_at);
-    sent && (request.reused || request.first_byte_at.is_some())
+    let open = request.ended_at().is_none_or(|at| at > stop_at);
+    sent && open && (request.reused || request.first_byte_at.is_some())
 }
 
 #[cfg(test)]
@@ -98,7 +101,7 @@ mod tests {
                 r.expected_bytes = Some(1000);
             }
             Err(e) => {
-                r.failed_at = Some(at(sent + 50));
+                r.failed_at = Some(at(sent + 150));
                 r.status = first.map(|_| 200);
                 r.error = Some(e);
             }
@@ -164,6 +167,8 @@ mod tests {
                 request(3, 300, None, Err(ClientError::Refused)),
                 // Sent before, on a fresh connection, no byte back: not counted.
                 request(4, 120, None, Err(ClientError::Reset)),
+                // Answered before the stop: not in flight.
+                request(5, 20, Some(30), Ok(40)),
             ],
             200,
         );
@@ -172,7 +177,7 @@ mod tests {
         };
         assert_eq!(
             evidence[0],
-            "1 of the 2 request(s) in flight when SIGTERM reached it at 200.0 ms got no complete response:"
+            "1 of the 2 request(s) the server had taken and not yet answered when SIGTERM reached it at 200.0 ms got no complete response:"
         );
         assert!(evidence[1].starts_with("#2 GET /slow: "), "{evidence:?}");
         assert_eq!(evidence.len(), 2);
@@ -188,5 +193,12 @@ mod tests {
         );
         o.stop = None;
         assert_eq!(judge(&o), Verdict::Held, "nothing asked it to stop");
+        // Reset before the stop came: not the shutdown's doing.
+        let o = with_history(vec![request(3, 10, Some(20), Err(ClientError::Reset))], 200);
+        assert_eq!(
+            judge(&o),
+            Verdict::Held,
+            "it ended at 160 ms, before the stop"
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod data;
 mod exit;
 pub mod json;
 pub mod text;
+pub mod timeline;
 
 pub use data::{CampaignReport, ScenarioReport, TestId};
 pub use json::{REPORT_DIR, save_in_report_dir, write_json};

@@ -227,6 +227,7 @@ pub fn repro_text(report: &ScenarioReport) -> String {
         }
     }
     let _ = writeln!(out, "  {}", outcome_line(&case.outcome));
+    write_timeline(&mut out, &case.outcome, "  ");
     let mut captures = vec![
         ("stdout", &case.outcome.stdout),
         ("stderr", &case.outcome.stderr),
@@ -440,6 +441,18 @@ pub fn scenario_text(report: &ScenarioReport) -> String {
     out
 }
 
+/// A server case's timeline (none for other cases), indented by `indent`.
+fn write_timeline(out: &mut String, outcome: &Outcome, indent: &str) {
+    let lines = super::timeline::server_timeline(outcome);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{indent}timeline:");
+    for line in lines {
+        let _ = writeln!(out, "{indent}  {line}");
+    }
+}
+
 /// One case, as a report shows it: the plan, what each strike hit, the evidence of each
 /// violation, how the run ended and the end of its stderr.
 fn write_case(
@@ -465,6 +478,7 @@ fn write_case(
     for quoted in stderr_tail(outcome) {
         let _ = writeln!(out, "      stderr: {quoted}");
     }
+    write_timeline(out, outcome, "    ");
 }
 
 /// One case run through [`crate::Cases`]: its verdict, then the case as a failure report

@@ -1224,7 +1224,11 @@ violation = "atomic-output"
             "{e}"
         );
         let e = with("at = { request = 3, syscall = \"accept\" }");
-        assert!(e.message.contains("drop `syscall`, `path`, `when` and `probe`, or `request`"), "{e}");
+        assert!(
+            e.message
+                .contains("drop `syscall`, `path`, `when` and `probe`, or `request`"),
+            "{e}"
+        );
         let e = with("at = { request = \"x\" }");
         assert_eq!(e.key.as_deref(), Some("strike[0].at.request"), "{e}");
         let e = with("at = { after_exec = \"main\" }");
