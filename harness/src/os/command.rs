@@ -155,9 +155,22 @@ pub(crate) fn run_helper(helper: &Helper) -> Result<Finished, HelperError> {
             });
         }
     }
-    let mut child = spawn_registered(&mut command).map_err(|source| HelperError::Spawn {
-        program: program.clone(),
-        source,
+    let mut child = spawn_registered(&mut command).map_err(|source| {
+        // A working directory that is gone fails the spawn with the same ENOENT as a
+        // program that is not there: say which it was.
+        let source = match &helper.cwd {
+            Some(cwd) if source.kind() == io::ErrorKind::NotFound && !cwd.is_dir() => {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("its working directory {} is not there", cwd.display()),
+                )
+            }
+            _ => source,
+        };
+        HelperError::Spawn {
+            program: program.clone(),
+            source,
+        }
     })?;
     let pid = child.id() as i32;
     let ended = watch(&mut child, helper, &program);
@@ -338,6 +351,23 @@ mod tests {
             })
             .collect();
         assert_eq!(children, Vec::<i32>::new());
+    }
+
+    #[test]
+    fn a_working_directory_that_is_gone_is_said_to_be_the_cause() {
+        let gone = tempfile::tempdir().unwrap().path().to_path_buf();
+        let e = run_helper(&Helper {
+            cwd: Some(gone.clone()),
+            ..Helper::new("true", Vec::<&str>::new())
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot start `true`: its working directory {} is not there",
+                gone.display()
+            )
+        );
     }
 
     #[test]
