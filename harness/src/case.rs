@@ -361,6 +361,11 @@ impl Prepared {
             .iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
+        let reads_bodies = scenario
+            .expect
+            .acked
+            .as_ref()
+            .is_some_and(|a| a.ack.reads_bodies());
         let clients = scenario
             .clients
             .iter()
@@ -368,7 +373,12 @@ impl Prepared {
             .map(|(spec, command)| match (spec, command) {
                 (ClientSpec::BuiltIn(client), _) => ClientLaunch::BuiltIn {
                     shown: spec.shown(),
-                    client: client.clone(),
+                    // Acknowledgements read from response bodies need them kept.
+                    client: if reads_bodies {
+                        client.clone().keeping_bodies()
+                    } else {
+                        client.clone()
+                    },
                     // A built-in client whose url names a fixed port needs none here.
                     port: sandbox.port.unwrap_or(0),
                 },

@@ -54,6 +54,15 @@ pub enum BuiltInClient {
 }
 
 impl BuiltInClient {
+    /// The same client, keeping the start of each response body in its history.
+    pub fn keeping_bodies(mut self) -> BuiltInClient {
+        match &mut self {
+            BuiltInClient::Http(spec) => spec.keep_body = true,
+            BuiltInClient::Tcp(spec) => spec.keep_body = true,
+        }
+        self
+    }
+
     /// How many requests it makes.
     pub fn requests(&self) -> u32 {
         match self {
@@ -231,6 +240,10 @@ pub struct HttpClientSpec {
     /// For one request, from its start (connecting, on a new connection) to its last byte.
     pub timeout: Duration,
     pub keep_alive: bool,
+    /// Keep the start of each response body ([`crate::history::BODY_KEPT`] bytes) in its
+    /// record. Not a key of its own: set when the scenario's acknowledgements are read
+    /// from response bodies (`ack = { response_body = … }`).
+    pub keep_body: bool,
 }
 
 impl HttpClientSpec {
@@ -294,6 +307,8 @@ pub struct TcpClientSpec {
     /// Shut the connection's writing side once sent, for servers that read to the end.
     pub half_close: bool,
     pub timeout: Duration,
+    /// Keep the start of each response, as [`HttpClientSpec::keep_body`].
+    pub keep_body: bool,
 }
 
 impl TcpClientSpec {
@@ -458,6 +473,7 @@ impl TryFrom<RawHttpClientSpec> for HttpClientSpec {
             capture: raw.capture,
             timeout: raw.timeout,
             keep_alive: raw.keep_alive,
+            keep_body: false,
         })
     }
 }
@@ -541,6 +557,7 @@ impl TryFrom<RawTcpClientSpec> for TcpClientSpec {
             concurrency: raw.concurrency,
             half_close: raw.half_close,
             timeout: raw.timeout,
+            keep_body: false,
         })
     }
 }

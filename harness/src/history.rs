@@ -90,8 +90,15 @@ pub struct RequestRecord {
     /// The response headers named in the spec's `capture`, as written there.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub captured: BTreeMap<String, String>,
+    /// The first [`BODY_KEPT`] bytes of the response body (HTTP) or of everything read
+    /// (TCP), as text, when the client keeps them (acknowledgements read from bodies).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
     pub error: Option<ClientError>,
 }
+
+/// How much of each response a client that keeps bodies keeps.
+pub const BODY_KEPT: usize = 4096;
 
 /// How a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +152,7 @@ impl RequestRecord {
             response_bytes: 0,
             expected_bytes: None,
             captured: BTreeMap::new(),
+            body: String::new(),
             error: None,
         }
     }

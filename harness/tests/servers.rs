@@ -123,7 +123,48 @@ while True:
     conn.close()
 "#;
 
+/// A store that numbers what is posted to it: each `POST /items` gets the next id, the id
+/// is appended to store.log and fsync'd, and the answer is 201 with `{"id": N}` as its
+/// body. With `--write-behind` the 201 comes first and the ids are written only at a
+/// graceful stop.
+const NUMBERING: &str = r#"
+import http.server, os, signal, sys, threading
+port = int(sys.argv[1])
+behind = "--write-behind" in sys.argv
+held, lock, next_id = [], threading.Lock(), [1]
+log = open("store.log", "a")
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with lock:
+            item = next_id[0]; next_id[0] += 1
+            if behind:
+                held.append(item)
+            else:
+                log.write("%d\n" % item); log.flush(); os.fsync(log.fileno())
+        body = ('{"id": %d}\n' % item).encode()
+        self.send_response(201)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+server.daemon_threads = False
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+print("READY", port, flush=True)
+server.serve_forever()
+server.server_close()
+with lock:
+    for item in held:
+        log.write("%d\n" % item)
+    log.flush(); os.fsync(log.fileno())
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+"#;
+
 fn scenario(dir: &Path, text: &str) -> Scenario {
+    fs::write(dir.join("numbering.py"), NUMBERING).unwrap();
     fs::write(dir.join("holds_fourth.py"), HOLDS_FOURTH).unwrap();
     fs::write(dir.join("server.py"), SERVER).unwrap();
     fs::write(dir.join("client.py"), CLIENT).unwrap();
@@ -413,6 +454,73 @@ interrupted = [0]
         e.to_string()
             .contains("`request` counts the requests killpoint's own client sends"),
         "{e}"
+    );
+}
+
+#[test]
+fn acknowledgements_read_from_response_bodies_survive_a_kill_only_when_written_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |flags: &str, extra: &str| {
+        format!(
+            r#"name = "http-numbering"
+command = ["{{python}}", "{{dir}}/numbering.py", "{{port}}"{flags}]
+ready = {{ stdout = '^READY ' }}
+stop = {{ after = "clients" }}
+cases = 6
+[[client]]
+http = {{ url = "http://127.0.0.1:{{port}}/items", method = "POST", requests = 40, body_bytes = 8, keep_alive = false }}
+[[strike]]
+signal = "SIGKILL"
+at = {{ request = "5..35" }}
+[expect]
+clean = [0]
+acked = {{ ack = {{ response_body = '"id": (\d+)', status = "201" }}, survivors = {{ file = "store.log" }}, after_kill = true }}
+{extra}
+"#
+        )
+    };
+    // Synced before the 201: every id a body acknowledged is in the store.
+    let report = run(&scenario(dir.path(), &file("", "")), 2);
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::Passed, "{shown}");
+    let census = &report.census.as_ref().unwrap().run;
+    let history = census.clients[0].history.as_ref().unwrap();
+    let bodies: Vec<&str> = history.requests.iter().map(|r| r.body.as_str()).collect();
+    let expected: Vec<String> = (1..=40).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+    assert_eq!(
+        bodies, expected,
+        "the bodies, kept because acks are read there"
+    );
+
+    // Held and written only at a graceful stop: the kill loses every id acknowledged.
+    let report = run(
+        &scenario(
+            dir.path(),
+            &file(", \"--write-behind\"", "violation = \"acked-survives\""),
+        ),
+        2,
+    );
+    let shown = text(&report);
+    assert_eq!(report.result, ScenarioResult::CaughtAsExpected, "{shown}");
+    let failure = report.failure.as_ref().unwrap();
+    let acked = failure.outcome.clients[0]
+        .history
+        .as_ref()
+        .unwrap()
+        .with_status(201)
+        .filter(|r| r.is_complete())
+        .count();
+    assert!(acked >= 4, "killed once request #5 was sent: {shown}");
+    let (_, evidence) = failure
+        .violations
+        .iter()
+        .find(|(n, _)| n.as_str() == "acked-survives")
+        .unwrap();
+    assert!(
+        evidence[0].starts_with(&format!(
+            "{acked} of {acked} acknowledged id(s) did not survive: 1, 2, 3, 4"
+        )),
+        "{evidence:?}"
     );
 }
 

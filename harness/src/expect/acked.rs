@@ -29,43 +29,142 @@ pub struct AckedSpec {
 
 /// Where a target reports ids (acknowledgements, units done): written in a scenario as a
 /// regular expression matched against each line of stdout (its first capture group, or
-/// the whole match, is the id), or as `{ probe = "ack" }`: the argument of each probe mark
-/// of that name (`ack 7` reports `7`).
+/// the whole match, is the id), as `{ probe = "ack" }`: the argument of each probe mark
+/// of that name (`ack 7` reports `7`), or as the responses a built-in client got:
+/// `{ response_header = "X-Id" }` or `{ response_body = 'id=(\d+)' }`, with `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reports {
     Stdout(Pattern),
     Probe(String),
-    /// `{ response_header = "X-Id" }`: the value of this header in every 2xx response a
-    /// built-in client got (the header must be among the client's `capture`, which holds
+    /// Each complete response of a built-in client with an acknowledging status.
+    Response(ResponseAck),
+}
+
+/// Acknowledgements read from the built-in clients' responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseAck {
+    pub from: ResponsePart,
+    /// The statuses that acknowledge; default `2xx`. A TCP response has no status: it
+    /// acknowledges whenever it is complete.
+    pub status: StatusRange,
+}
+
+/// Where in a response the id is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponsePart {
+    /// The value of this header (it must be among the client's `capture`, which holds
     /// `X-Id` by default).
-    ResponseHeader(String),
+    Header(String),
+    /// The first capture group (or the whole match) of this pattern, in each line of the
+    /// body's first 4 KiB (the clients keep them when acknowledgements are read there).
+    Body(Pattern),
+}
+
+/// HTTP statuses `low..=high`: written `"2xx"` (a class) or `"201"` (one status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl Default for StatusRange {
+    fn default() -> Self {
+        StatusRange {
+            low: 200,
+            high: 299,
+        }
+    }
+}
+
+impl StatusRange {
+    pub fn contains(&self, status: u16) -> bool {
+        (self.low..=self.high).contains(&status)
+    }
+}
+
+impl fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}xx", self.low / 100)
+        }
+    }
+}
+
+impl std::str::FromStr for StatusRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`status = \"{text}\"` is not a status: a class like \"2xx\" or a status like \"201\""
+            )
+        };
+        let class = text.strip_suffix("xx").or_else(|| text.strip_suffix("XX"));
+        if let Some(digit) = class {
+            let d: u16 = digit.parse().map_err(|_| bad())?;
+            return if (1..=5).contains(&d) {
+                Ok(StatusRange {
+                    low: d * 100,
+                    high: d * 100 + 99,
+                })
+            } else {
+                Err(bad())
+            };
+        }
+        let status: u16 = text.parse().map_err(|_| bad())?;
+        if !(100..=599).contains(&status) {
+            return Err(bad());
+        }
+        Ok(StatusRange {
+            low: status,
+            high: status,
+        })
+    }
 }
 
 impl Reports {
     /// The ids a run reported, in order: from the clients' stdout (or the target's),
-    /// its probe marks, or its built-in clients' 2xx responses.
+    /// its probe marks, or its built-in clients' responses.
     pub fn reported(&self, outcome: &crate::outcome::Outcome) -> Vec<String> {
-        let Reports::ResponseHeader(name) = self else {
+        let Reports::Response(ack) = self else {
             return self.ids(&outcome.ack_stdout(), &outcome.marks);
         };
         let mut ids = Vec::new();
         for history in outcome.clients.iter().filter_map(|c| c.history.as_ref()) {
             for request in &history.requests {
-                let ok = request.is_complete()
-                    && request.status.is_some_and(|s| (200..300).contains(&s));
+                let ok =
+                    request.is_complete() && request.status.is_none_or(|s| ack.status.contains(s));
                 if !ok {
                     continue;
                 }
-                if let Some((_, value)) = request
-                    .captured
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                {
-                    ids.push(value.clone());
+                match &ack.from {
+                    ResponsePart::Header(name) => {
+                        if let Some((_, value)) = request
+                            .captured
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        {
+                            ids.push(value.clone());
+                        }
+                    }
+                    ResponsePart::Body(pattern) => ids.extend(pattern.ids(&request.body)),
                 }
             }
         }
         ids
+    }
+
+    /// Whether the ids are read from response bodies, which the clients must keep.
+    pub fn reads_bodies(&self) -> bool {
+        matches!(
+            self,
+            Reports::Response(ResponseAck {
+                from: ResponsePart::Body(_),
+                ..
+            })
+        )
     }
 
     /// The ids reported, in order.
@@ -78,7 +177,7 @@ impl Reports {
                 .map(|m| m.arg.clone())
                 .collect(),
             // Only a case's outcome has histories: see `reported`. A resume has none.
-            Reports::ResponseHeader(_) => Vec::new(),
+            Reports::Response(_) => Vec::new(),
         }
     }
 }
@@ -88,22 +187,42 @@ impl fmt::Display for Reports {
         match self {
             Reports::Stdout(pattern) => write!(f, "stdout lines matching `{}`", pattern.as_str()),
             Reports::Probe(name) => write!(f, "`{name} ID` probe marks"),
-            Reports::ResponseHeader(name) => {
-                write!(
-                    f,
-                    "the `{name}` header of the built-in clients' 2xx responses"
-                )
-            }
+            Reports::Response(ResponseAck {
+                from: ResponsePart::Header(name),
+                status,
+            }) => write!(
+                f,
+                "the `{name}` header of the built-in clients' {status} responses"
+            ),
+            Reports::Response(ResponseAck {
+                from: ResponsePart::Body(pattern),
+                status,
+            }) => write!(
+                f,
+                "the built-in clients' {status} response bodies, matching `{}`",
+                pattern.as_str()
+            ),
         }
     }
 }
+
+const REPORTS_EXPECTED: &str = "expected a regular expression for stdout lines (e.g. '^ACK (\\d+)$'), a probe mark name (e.g. { probe = \"ack\" }) or the built-in clients' responses (e.g. { response_header = \"X-Id\" } or { response_body = 'id=(\\d+)' })";
 
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum RawReports {
     Pattern(String),
-    Probe { probe: String },
-    ResponseHeader { response_header: String },
+    Probe {
+        probe: String,
+    },
+    Response {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_header: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_body: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+    },
 }
 
 impl Serialize for Reports {
@@ -113,9 +232,17 @@ impl Serialize for Reports {
             Reports::Probe(name) => RawReports::Probe {
                 probe: name.clone(),
             },
-            Reports::ResponseHeader(name) => RawReports::ResponseHeader {
-                response_header: name.clone(),
-            },
+            Reports::Response(ack) => {
+                let (response_header, response_body) = match &ack.from {
+                    ResponsePart::Header(name) => (Some(name.clone()), None),
+                    ResponsePart::Body(pattern) => (None, Some(pattern.as_str().to_string())),
+                };
+                RawReports::Response {
+                    response_header,
+                    response_body,
+                    status: (ack.status != StatusRange::default()).then(|| ack.status.to_string()),
+                }
+            }
         }
         .serialize(s)
     }
@@ -123,11 +250,7 @@ impl Serialize for Reports {
 
 impl<'de> Deserialize<'de> for Reports {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = RawReports::deserialize(d).map_err(|_| {
-            de::Error::custom(
-                "expected a regular expression for stdout lines (e.g. '^ACK (\\d+)$'), a probe mark name (e.g. { probe = \"ack\" }) or a response header of the built-in clients (e.g. { response_header = \"X-Id\" })",
-            )
-        })?;
+        let raw = RawReports::deserialize(d).map_err(|_| de::Error::custom(REPORTS_EXPECTED))?;
         match raw {
             RawReports::Pattern(text) => {
                 text.parse().map(Reports::Stdout).map_err(de::Error::custom)
@@ -140,11 +263,33 @@ impl<'de> Deserialize<'de> for Reports {
                 )))
             }
             RawReports::Probe { probe } => Ok(Reports::Probe(probe)),
-            RawReports::ResponseHeader { response_header } if response_header.is_empty() => Err(
-                de::Error::custom("`response_header` names a header, e.g. \"X-Id\""),
-            ),
-            RawReports::ResponseHeader { response_header } => {
-                Ok(Reports::ResponseHeader(response_header))
+            RawReports::Response {
+                response_header,
+                response_body,
+                status,
+            } => {
+                let from = match (response_header, response_body) {
+                    (Some(name), None) if name.is_empty() => {
+                        return Err(de::Error::custom(
+                            "`response_header` names a header, e.g. \"X-Id\"",
+                        ));
+                    }
+                    (Some(name), None) => ResponsePart::Header(name),
+                    (None, Some(text)) => {
+                        ResponsePart::Body(text.parse().map_err(de::Error::custom)?)
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(de::Error::custom(
+                            "`response_header` and `response_body` are two places for one id: keep one",
+                        ));
+                    }
+                    (None, None) => return Err(de::Error::custom(REPORTS_EXPECTED)),
+                };
+                let status = match status {
+                    Some(text) => text.parse().map_err(de::Error::custom)?,
+                    None => StatusRange::default(),
+                };
+                Ok(Reports::Response(ResponseAck { from, status }))
             }
         }
     }
@@ -331,9 +476,48 @@ mod tests {
                 .map(|w| w.ack)
                 .map_err(|e| e.message().to_string())
         };
+        let header = Reports::Response(ResponseAck {
+            from: ResponsePart::Header("X-Id".into()),
+            status: StatusRange::default(),
+        });
         assert_eq!(
             read("ack = { response_header = \"X-Id\" }"),
-            Ok(Reports::ResponseHeader("X-Id".into()))
+            Ok(header.clone())
+        );
+        assert_eq!(
+            read("ack = { response_body = '\"id\": (\\d+)', status = \"201\" }"),
+            Ok(Reports::Response(ResponseAck {
+                from: ResponsePart::Body(r#""id": (\d+)"#.parse().unwrap()),
+                status: StatusRange {
+                    low: 201,
+                    high: 201
+                },
+            }))
+        );
+        assert_eq!(
+            read("ack = { response_header = \"X-Id\", status = \"3xx\" }"),
+            Ok(Reports::Response(ResponseAck {
+                from: ResponsePart::Header("X-Id".into()),
+                status: StatusRange {
+                    low: 300,
+                    high: 399
+                },
+            }))
+        );
+        assert_eq!(
+            read("ack = { response_header = \"X-Id\", status = \"2x\" }"),
+            Err(
+                "`status = \"2x\"` is not a status: a class like \"2xx\" or a status like \"201\""
+                    .into()
+            )
+        );
+        assert_eq!(
+            read("ack = { response_header = \"X-Id\", response_body = \"x\" }"),
+            Err("`response_header` and `response_body` are two places for one id: keep one".into())
+        );
+        assert_eq!(
+            read("ack = { response_headers = \"X-Id\" }"),
+            Err(REPORTS_EXPECTED.into())
         );
         assert_eq!(
             read("ack = { response_header = \"\" }"),
@@ -351,6 +535,7 @@ mod tests {
                 r.error = Some(crate::history::ClientError::Reset);
             }
             r.captured.insert("x-id".into(), format!("item-{id}"));
+            r.body = format!("{{\"id\": {id}}}\n");
             r
         };
         outcome.clients = vec![crate::outcome::ClientRecord {
@@ -376,9 +561,18 @@ mod tests {
                 error: None,
             }),
         }];
+        assert_eq!(header.reported(&outcome), ["item-1"]);
+        // From the body, the statuses chosen: 503 too.
+        let body = Reports::Response(ResponseAck {
+            from: ResponsePart::Body(r#""id": (\d+)"#.parse().unwrap()),
+            status: "5xx".parse().unwrap(),
+        });
+        assert!(body.reads_bodies() && !header.reads_bodies());
+        assert_eq!(body.reported(&outcome), ["2"]);
+        // And back to the file's form.
         assert_eq!(
-            Reports::ResponseHeader("X-Id".into()).reported(&outcome),
-            ["item-1"]
+            toml::to_string(&std::collections::BTreeMap::from([("ack", &body)])).unwrap(),
+            "[ack]\nresponse_body = '\"id\": (\\d+)'\nstatus = \"5xx\"\n"
         );
     }
 

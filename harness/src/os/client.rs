@@ -198,6 +198,7 @@ fn http(
 ) -> History {
     // Checked again: its fields are public, and a spec changed after it was read must
     // not panic here.
+    let keep_body = spec.keep_body;
     let checked = HttpClientSpec::try_from(spec.raw()).and_then(|spec| {
         let target = spec.target(port)?;
         Ok((spec, target))
@@ -246,6 +247,7 @@ fn http(
         capture,
         timeout: spec.timeout,
         keep_alive: spec.keep_alive,
+        keep_body,
     });
     let shared = Shared::new(clock, spec.requests, sent);
     let workers = (0..spec.concurrency).map(|_| {
@@ -559,6 +561,7 @@ struct HttpPlan {
     capture: Vec<(String, http::HeaderName)>,
     timeout: Duration,
     keep_alive: bool,
+    keep_body: bool,
 }
 
 /// hyper's side of a connection: it reads and writes the socket when polled.
@@ -788,12 +791,19 @@ async fn exchange(
         r.first_byte_at.get_or_insert(now);
     });
     let mut got = 0u64;
+    let mut kept = Kept::new(plan.keep_body);
     loop {
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     got += data.len() as u64;
-                    shared.update(id, |r| r.response_bytes = got);
+                    let body = kept.add(data);
+                    shared.update(id, |r| {
+                        r.response_bytes = got;
+                        if let Some(body) = body {
+                            r.body = body;
+                        }
+                    });
                 }
             }
             Some(Err(e)) => {
@@ -805,6 +815,32 @@ async fn exchange(
                 return Exchange::Ended { reusable: true };
             }
         }
+    }
+}
+
+/// The start of a response, kept when the client keeps bodies: up to
+/// [`crate::history::BODY_KEPT`] bytes.
+struct Kept {
+    keep: bool,
+    bytes: Vec<u8>,
+}
+
+impl Kept {
+    fn new(keep: bool) -> Kept {
+        Kept {
+            keep,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Takes in bytes read; the text kept so far if it grew.
+    fn add(&mut self, data: &[u8]) -> Option<String> {
+        let room = crate::history::BODY_KEPT.saturating_sub(self.bytes.len());
+        if !self.keep || room == 0 || data.is_empty() {
+            return None;
+        }
+        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+        Some(String::from_utf8_lossy(&self.bytes).into_owned())
     }
 }
 
@@ -1043,14 +1079,19 @@ async fn tcp_request(shared: &Shared, spec: &TcpClientSpec, addr: SocketAddr, id
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0u64;
+    let mut kept = Kept::new(spec.keep_body);
     loop {
         match stream.read(&mut buf).await {
             Ok(0) => return shared.stamp(id, |r, now| r.completed_at = Some(now)),
             Ok(n) => {
                 got += n as u64;
+                let body = kept.add(&buf[..n]);
                 shared.stamp(id, |r, now| {
                     r.first_byte_at.get_or_insert(now);
                     r.response_bytes = got;
+                    if let Some(body) = body {
+                        r.body = body;
+                    }
                 });
             }
             Err(e) => return shared.fail(id, classify_io(&e, got, None)),
