@@ -18,6 +18,7 @@ pub mod judged;
 pub(crate) mod os;
 pub mod outcome;
 pub mod plan;
+pub mod power;
 pub mod regressions;
 pub mod report;
 pub mod scenario;
