@@ -85,6 +85,7 @@ fn main() {
                 when,
             },
             process: None,
+            power: false,
         }],
     };
     let none = Plan { strikes: vec![] };

@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::census::{Census, Golden, HandlerSeen};
 use crate::expect::{Judge, OutputSpec};
@@ -28,10 +29,14 @@ use crate::os::command::{Finished, Helper, HelperError, Stdin, run_helper};
 use crate::os::run::{self, Limits, Run, RunError};
 use crate::os::sandbox::Sandbox;
 use crate::os::serving::{ClientLaunch, Lifecycle, ReadyCheck, ReadyWatch};
-use crate::os::tracer::{SyscallStrike, TraceError, TraceLog, TraceSetup};
-use crate::outcome::KillReason;
-use crate::outcome::{Capture, CheckRecord, FileState, Outcome, OutputRecord, ResumeRecord};
+use crate::os::tracer::{
+    RECORDED_CLASSES, SyscallStrike, TraceError, TraceLog, TraceSetup, WriteLog,
+};
+use crate::outcome::{
+    Capture, CheckRecord, FileState, KillReason, Outcome, OutputRecord, PowerRecord, ResumeRecord,
+};
 use crate::plan::{CaseId, Clock, Plan, Point};
+use crate::power::{self, CrashState};
 use crate::scenario::Scenario;
 use crate::server::{ClientSpec, Port, ReadyOn};
 use crate::strike::PointSpec;
@@ -119,7 +124,13 @@ impl Prepared {
                 .map(|c| c.command().map(resolve))
                 .collect(),
             uses_port: scenario.uses_port(),
-            scenario: scenario.clone(),
+            scenario: {
+                // Flags of the expectations that follow from the strikes and clients, for
+                // a built scenario as for a file.
+                let mut scenario = scenario.clone();
+                scenario.expect.power = scenario.strikes.iter().any(|s| s.power);
+                scenario
+            },
             traced: scenario.wants_tracer(),
         })
     }
@@ -223,7 +234,7 @@ impl Prepared {
             Reference::Case(_) => (Vec::new(), self.case_trace(plan, sandbox.path())),
         };
         let lifecycle = self.lifecycle(&sandbox);
-        let ran: Run = run::run(
+        let mut ran: Run = run::run(
             &launch,
             &plan.strikes,
             &watch,
@@ -239,6 +250,15 @@ impl Prepared {
             return Err(self.never_ready(&sandbox, kill.at, &ran));
         }
 
+        // A power loss: the sandbox goes back to a state the failure could have left,
+        // before anything reads it.
+        let power = if plan.strikes.iter().any(|s| s.power) {
+            let log = ran.trace.as_mut().and_then(|t| t.write_log.take());
+            let at = ran.strikes.iter().find(|s| s.power).and_then(|s| s.sent_at);
+            Some(lose_power(&sandbox, log, at)?)
+        } else {
+            None
+        };
         let mut left = BTreeMap::new();
         for path in paths.iter().chain(&expect.resume_outputs()) {
             left.insert(path.clone(), sandbox.read(path)?);
@@ -314,6 +334,7 @@ impl Prepared {
             clients: ran.clients,
             checks: Vec::new(),
             resume: None,
+            power,
         };
         // The checkers read what the run left and the outcome so far; the resume comes
         // last, after everything else has read the sandbox as the run left it.
@@ -630,7 +651,10 @@ impl Prepared {
         let mut signals = self.scenario.signals();
         signals.extend(self.scenario.strikes.iter().filter_map(|s| match s.at {
             PointSpec::Delay { after_handler, .. } => after_handler,
-            PointSpec::Syscall(_) | PointSpec::Probe(_) | PointSpec::Request(_) => None,
+            PointSpec::Syscall(_)
+            | PointSpec::Probe(_)
+            | PointSpec::Request(_)
+            | PointSpec::AfterExit => None,
         }));
         signals
     }
@@ -647,6 +671,7 @@ impl Prepared {
             root: root.to_path_buf(),
             keep_events: true,
             handler_io: self.scenario.expect.handler_io != Severity::Off,
+            record: false,
         }
     }
 
@@ -687,8 +712,16 @@ impl Prepared {
                 } => {
                     classes.insert(SyscallClass::Sigaction);
                 }
-                Point::Delay { .. } | Point::Probe { .. } | Point::Request { .. } => {}
+                Point::Delay { .. }
+                | Point::Probe { .. }
+                | Point::Request { .. }
+                | Point::AfterExit => {}
             }
+        }
+        // A power strike needs the write log: every mutating call of the tree.
+        let record = plan.strikes.iter().any(|s| s.power);
+        if record {
+            classes.extend(RECORDED_CLASSES);
         }
         Some(TraceSetup {
             classes,
@@ -696,6 +729,7 @@ impl Prepared {
             root: root.to_path_buf(),
             keep_events: false,
             handler_io: self.scenario.expect.handler_io != Severity::Off,
+            record,
         })
     }
 
@@ -996,4 +1030,37 @@ fn not_clean(
     Err(format!(
         "{what} ended with {status}, which `[expect] clean` does not allow{tail}"
     ))
+}
+
+/// Puts the sandbox in the crash state a power loss leaves after the operations of `log`
+/// (every pending one lost), and says what was lost.
+fn lose_power(
+    sandbox: &Sandbox,
+    log: Option<WriteLog>,
+    at: Option<Duration>,
+) -> Result<PowerRecord, RunError> {
+    let log = log.ok_or_else(|| {
+        RunError::Command(
+            "a power strike needs the tracer's write log, and the run kept none".into(),
+        )
+    })?;
+    let state = CrashState::LoseAll;
+    let tree = power::crash_state(&log.initial, &log.ops, state)
+        .expect("losing every pending operation is a state of every log");
+    sandbox.put(&tree)?;
+    let mutation = |op: &power::Op| !matches!(op, power::Op::Sync { .. } | power::Op::SyncAll);
+    let recorded = log.ops.iter().filter(|op| mutation(op)).count();
+    let pending = power::pending(&log.ops)
+        .iter()
+        .zip(&log.ops)
+        .filter(|(p, op)| **p && mutation(op))
+        .count();
+    Ok(PowerRecord {
+        at,
+        state,
+        recorded,
+        durable: recorded - pending,
+        lost: power::describe_pending(&log.ops, &log.names),
+        warnings: log.warnings,
+    })
 }

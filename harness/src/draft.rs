@@ -981,6 +981,7 @@ pub fn observe(
         root: sandbox.path().to_path_buf(),
         keep_events: true,
         handler_io: false,
+        record: false,
     };
     run::become_subreaper();
     let ran = run::run(

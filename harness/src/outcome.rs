@@ -82,6 +82,28 @@ pub struct Outcome {
     /// The `[expect.resume]` command's run after the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeRecord>,
+    /// A power strike's crash state: what the sandbox was put back to before it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<PowerRecord>,
+}
+
+/// What a power loss left: the crash state the sandbox was put in, and what it lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerRecord {
+    /// When the power failed: the power strike's moment; `None` when its point never
+    /// came and the power failed once the tree had gone.
+    #[serde(with = "crate::units::opt_millis")]
+    pub at: Option<Duration>,
+    pub state: crate::power::CrashState,
+    /// How many operations the write log holds, and how many of them were durable.
+    pub recorded: usize,
+    pub durable: usize,
+    /// The operations the crash state lost, in words, in program order.
+    pub lost: Vec<String>,
+    /// What the model could not follow (an O_TMPFILE file, a rename across the sandbox's
+    /// edge, a write whose bytes could not be read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -351,6 +373,9 @@ pub struct StrikeRecord {
     /// due: it was not sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unmatched: bool,
+    /// A power loss: its SIGKILL, then the sandbox put in a crash state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub power: bool,
 }
 
 /// A process a strike's signal was sent to.

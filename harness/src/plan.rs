@@ -29,6 +29,10 @@ pub struct PlannedStrike {
     /// main process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessSelector>,
+    /// A power loss (`signal = "POWER"`): the tree is killed with SIGKILL (`signal`) and
+    /// the sandbox is put in a state a power failure could have left (see `power.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub power: bool,
 }
 
 /// Where a strike lands.
@@ -54,6 +58,8 @@ pub enum Point {
     /// When killpoint's own clients have sent their `nth` request (all clients counted
     /// together): its last byte is written, its response not yet read.
     Request { nth: u64 },
+    /// Once the tree had gone by itself (a power loss after the run: never sent).
+    AfterExit,
 }
 
 /// What a delay is counted from.
@@ -84,7 +90,11 @@ impl PlannedStrike {
 
 impl fmt::Display for PlannedStrike {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.signal)?;
+        if self.power {
+            f.write_str("POWER")?;
+        } else {
+            write!(f, "{}", self.signal)?;
+        }
         // A syscall point's process is the one that made the call, named after the call.
         let syscall = self.is_syscall();
         let chosen = match (&self.process, syscall) {
@@ -133,6 +143,7 @@ impl fmt::Display for PlannedStrike {
             }
             Point::Probe { name, nth } => write!(f, " at probe mark `{name}` #{nth}"),
             Point::Request { nth } => write!(f, " once the clients had sent request #{nth}"),
+            Point::AfterExit => f.write_str(" after the tree had exited"),
         }
     }
 }

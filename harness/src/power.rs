@@ -375,84 +375,145 @@ pub fn states(log: &[Op]) -> (usize, bool) {
     (count, torn)
 }
 
+/// The paths a node had: its first (its name in reports), and where it is now if it moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Names {
+    pub first: BTreeMap<Node, String>,
+    pub last: BTreeMap<Node, String>,
+}
+
+impl Names {
+    /// `node` as a report names it: `.tmp-7 (renamed out.json)`, `.` for the root.
+    pub fn of(&self, node: Node) -> String {
+        let shown = |n: &String| {
+            if n.is_empty() {
+                ".".to_string()
+            } else {
+                n.clone()
+            }
+        };
+        let first = self
+            .first
+            .get(&node)
+            .map(shown)
+            .unwrap_or_else(|| format!("node {node}"));
+        match self.last.get(&node) {
+            Some(last) => format!("{first} (renamed {})", shown(last)),
+            None => first,
+        }
+    }
+}
+
 /// The pending operations of `log` in words, for a report: what a power loss at its end
-/// may lose and why, with each node named by a path it had (`names`).
-pub fn describe_pending(log: &[Op], names: &BTreeMap<Node, String>) -> Vec<String> {
+/// may lose and why, each node named by the paths it had. Consecutive pending writes to
+/// one file are one line.
+pub fn describe_pending(log: &[Op], names: &Names) -> Vec<String> {
     let pending = pending(log);
-    let name = |node: &Node| {
-        names
-            .get(node)
-            .map(|n| {
-                if n.is_empty() {
-                    ".".to_string()
-                } else {
-                    n.clone()
-                }
-            })
-            .unwrap_or_else(|| format!("node {node}"))
+    let mut lines: Vec<String> = Vec::new();
+    // A run of pending writes to one node: (node, writes, bytes, first offset).
+    let mut run: Option<(Node, usize, usize, u64)> = None;
+    let flush = |run: &mut Option<(Node, usize, usize, u64)>, lines: &mut Vec<String>| {
+        if let Some((node, count, total, offset)) = run.take() {
+            lines.push(if count == 1 {
+                format!(
+                    "write of {total} byte(s) at {offset} to {}: not durable, the file was not fsynced after it",
+                    names.of(node)
+                )
+            } else {
+                format!(
+                    "{count} writes of {total} byte(s) in all, from offset {offset}, to {}: not durable, the file was not fsynced after them",
+                    names.of(node)
+                )
+            });
+        }
     };
+    for (op, _) in log
+        .iter()
+        .zip(&pending)
+        .filter(|(op, p)| **p && !op.is_sync())
+    {
+        if let Op::Write {
+            node,
+            offset,
+            bytes,
+        } = op
+        {
+            match &mut run {
+                Some((n, count, total, _)) if n == node => {
+                    *count += 1;
+                    *total += bytes.len();
+                }
+                _ => {
+                    flush(&mut run, &mut lines);
+                    run = Some((*node, 1, bytes.len(), *offset));
+                }
+            }
+            continue;
+        }
+        flush(&mut run, &mut lines);
+        lines.push(describe(op, names));
+    }
+    flush(&mut run, &mut lines);
+    lines
+}
+
+/// One pending operation other than a write, in words.
+fn describe(op: &Op, names: &Names) -> String {
     let in_dir = |parent: &Node, entry: &str| {
-        let dir = name(parent);
+        let dir = names.of(*parent);
         if dir == "." {
             entry.to_string()
         } else {
             format!("{dir}/{entry}")
         }
     };
-    log.iter()
-        .zip(&pending)
-        .filter(|(op, p)| **p && !op.is_sync())
-        .map(|(op, _)| match op {
-            Op::Write {
-                node,
-                offset,
-                bytes,
-            } => format!(
-                "write of {} byte(s) at {offset} to {}: not durable, the file was not fsynced after it",
-                bytes.len(),
-                name(node)
-            ),
-            Op::Truncate { node, len } => format!(
-                "truncate of {} to {len} byte(s): not durable, the file was not fsynced after it",
-                name(node)
-            ),
-            Op::Create {
-                parent, name: n, kind, ..
-            } => format!(
-                "creation of {}{}: not durable, directory {} was not fsynced after it",
-                in_dir(parent, n),
-                match kind {
-                    Kind::Dir => " (a directory)",
-                    Kind::Symlink(_) => " (a symlink)",
-                    Kind::File => "",
-                },
-                name(parent)
-            ),
-            Op::Link { parent, name: n, .. } => format!(
-                "link {}: not durable, directory {} was not fsynced after it",
-                in_dir(parent, n),
-                name(parent)
-            ),
-            Op::Remove { parent, name: n } => format!(
-                "removal of {}: not durable, directory {} was not fsynced after it",
-                in_dir(parent, n),
-                name(parent)
-            ),
-            Op::Rename { from, to } => {
-                let dirs = if from.0 == to.0 {
-                    format!("directory {} was", name(&from.0))
-                } else {
-                    format!("directories {} and {} were", name(&from.0), name(&to.0))
-                };
+    match op {
+        Op::Truncate { node, len } => format!(
+            "truncate of {} to {len} byte(s): not durable, the file was not fsynced after it",
+            names.of(*node)
+        ),
+        Op::Create {
+            parent, name, kind, ..
+        } => format!(
+            "creation of {}{}: not durable, directory {} was not fsynced after it",
+            in_dir(parent, name),
+            match kind {
+                Kind::Dir => " (a directory)",
+                Kind::Symlink(_) => " (a symlink)",
+                Kind::File => "",
+            },
+            names.of(*parent)
+        ),
+        Op::Link { parent, name, .. } => format!(
+            "link {}: not durable, directory {} was not fsynced after it",
+            in_dir(parent, name),
+            names.of(*parent)
+        ),
+        Op::Remove { parent, name } => format!(
+            "removal of {}: not durable, directory {} was not fsynced after it",
+            in_dir(parent, name),
+            names.of(*parent)
+        ),
+        Op::Rename { from, to } => {
+            let dirs = if from.0 == to.0 {
+                format!("directory {} was", names.of(from.0))
+            } else {
                 format!(
-                    "rename of {} → {}: not durable, {dirs} not fsynced after it",
-                    in_dir(&from.0, &from.1),
-                    in_dir(&to.0, &to.1)
+                    "directories {} and {} were",
+                    names.of(from.0),
+                    names.of(to.0)
                 )
-            }
-            Op::Sync { .. } | Op::SyncAll => unreachable!("filtered out"),
-        })
-        .collect()
+            };
+            format!(
+                "rename of {} → {}: not durable, {dirs} not fsynced after it",
+                in_dir(&from.0, &from.1),
+                in_dir(&to.0, &to.1)
+            )
+        }
+        Op::Write { .. } | Op::Sync { .. } | Op::SyncAll => {
+            unreachable!("writes are described in runs, syncs not at all")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -530,10 +591,28 @@ mod tests {
         let log = atomic(false, true);
         let after = crash_state(&initial(), &log, CrashState::LoseAll).unwrap();
         assert_eq!(file(&after, "out"), Some(&b""[..]));
-        let names = BTreeMap::from([(ROOT, String::new()), (2, "out.tmp".into())]);
+        let names = Names {
+            first: BTreeMap::from([(ROOT, String::new()), (2, "out.tmp".into())]),
+            last: BTreeMap::from([(2, "out".into())]),
+        };
         assert_eq!(
             describe_pending(&log, &names),
-            ["write of 8 byte(s) at 0 to out.tmp: not durable, the file was not fsynced after it"]
+            [
+                "write of 8 byte(s) at 0 to out.tmp (renamed out): not durable, the file was not fsynced after it"
+            ]
+        );
+        // Writes in a row to one file are one line.
+        let log = vec![write(1, 0, b"ab"), write(1, 2, b"cde"), create("x", 3)];
+        let names = Names {
+            first: BTreeMap::from([(ROOT, String::new()), (1, "input".into())]),
+            last: BTreeMap::new(),
+        };
+        assert_eq!(
+            describe_pending(&log, &names),
+            [
+                "2 writes of 5 byte(s) in all, from offset 0, to input: not durable, the file was not fsynced after them",
+                "creation of x: not durable, directory . was not fsynced after it",
+            ]
         );
     }
 
@@ -551,7 +630,10 @@ mod tests {
         let two = crash_state(&initial(), &log, CrashState::Prefix(2)).unwrap();
         assert_eq!(file(&two, "out"), Some(&b"new data"[..]));
         assert_eq!(crash_state(&initial(), &log, CrashState::Prefix(3)), None);
-        let names = BTreeMap::from([(ROOT, String::new())]);
+        let names = Names {
+            first: BTreeMap::from([(ROOT, String::new())]),
+            last: BTreeMap::new(),
+        };
         assert_eq!(
             describe_pending(&log, &names)[1],
             "rename of out.tmp → out: not durable, directory . was not fsynced after it"

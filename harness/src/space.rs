@@ -46,6 +46,8 @@ struct EntrySpace {
     /// Plainest first.
     signals: Vec<Signal>,
     points: PointSpace,
+    /// A power loss (its signal SIGKILL).
+    power: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ enum PointSpace {
     Probe { name: String, first: u64, last: u64 },
     /// The requests `first..=last` the built-in clients sent (counted as in the census).
     Request { first: u64, last: u64 },
+    /// The one moment after the tree has gone.
+    AfterExit,
 }
 
 impl EntrySpace {
@@ -96,12 +100,14 @@ impl EntrySpace {
                 nth: index,
             },
             PointSpace::Request { .. } => Point::Request { nth: index },
+            PointSpace::AfterExit => Point::AfterExit,
         };
         PlannedStrike {
             signal,
             to,
             point,
             process: self.process.clone(),
+            power: self.power,
         }
     }
 
@@ -116,6 +122,7 @@ impl EntrySpace {
             PointSpace::Probe { first, last, .. } | PointSpace::Request { first, last } => {
                 Some((*first, *last, 1))
             }
+            PointSpace::AfterExit => Some((1, 1, 1)),
         }
     }
 
@@ -142,6 +149,9 @@ impl EntrySpace {
                     .prop_map(move |(signal, nth)| entry.strike(signal, nth, 0))
                     .sboxed()
             }
+            PointSpace::AfterExit => signals
+                .prop_map(move |signal| entry.strike(signal, 1, 0))
+                .sboxed(),
         }
     }
 }
@@ -163,6 +173,7 @@ impl StrikeSpace {
                 process: spec.process.clone(),
                 signals,
                 points,
+                power: spec.power,
             });
         }
         Ok(StrikeSpace {
@@ -413,6 +424,7 @@ fn points(
             };
             Ok(PointSpace::Request { first, last })
         }
+        PointSpec::AfterExit => Ok(PointSpace::AfterExit),
     }
 }
 

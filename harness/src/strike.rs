@@ -20,13 +20,19 @@ pub struct Strike {
     /// first such process alive when it is due. `None`: a syscall point counts the whole
     /// tree's calls, a delay's signal goes to the main process.
     pub process: Option<ProcessSelector>,
+    /// `signal = "POWER"`: a power loss, not a signal. The tree is killed (`signal` is
+    /// SIGKILL) and the sandbox is put in a state a power failure could have left.
+    pub power: bool,
 }
 
 impl Strike {
     /// Whether this strike needs the ptrace tracer: its point does, or it names a
     /// program, which only the tracer's exec events tell.
     pub fn needs_tracer(&self) -> bool {
-        self.at.needs_tracer() || matches!(self.process, Some(ProcessSelector::Program(_)))
+        // A power loss needs the write log, which the tracer records.
+        self.power
+            || self.at.needs_tracer()
+            || matches!(self.process, Some(ProcessSelector::Program(_)))
     }
 }
 
@@ -93,7 +99,7 @@ impl<'de> Deserialize<'de> for ProcessSelector {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStrike {
-    signal: SignalSet,
+    signal: StrikeSignal,
     #[serde(default)]
     at: PointSpec,
     #[serde(default)]
@@ -112,11 +118,27 @@ impl TryFrom<RawStrike> for Strike {
                     .into(),
             );
         }
+        let (signal, power) = match raw.signal {
+            StrikeSignal::Power => (SignalSet(vec![Signal::SIGKILL]), true),
+            StrikeSignal::Signals(set) => (set, false),
+        };
+        if !power && raw.at == PointSpec::AfterExit {
+            return Err(
+                "`after_exit` is the moment of a power loss after the run (`signal = \"POWER\"`): a signal needs a process to reach"
+                    .into(),
+            );
+        }
+        if power && raw.to == Recipient::Group {
+            return Err(
+                "a power loss takes the whole machine down, not a process group: drop `to`".into(),
+            );
+        }
         Ok(Strike {
-            signal: raw.signal,
+            signal,
             at: raw.at,
             to: raw.to,
             process: raw.process,
+            power,
         })
     }
 }
@@ -124,11 +146,72 @@ impl TryFrom<RawStrike> for Strike {
 impl From<Strike> for RawStrike {
     fn from(strike: Strike) -> RawStrike {
         RawStrike {
-            signal: strike.signal,
+            signal: if strike.power {
+                StrikeSignal::Power
+            } else {
+                StrikeSignal::Signals(strike.signal)
+            },
             at: strike.at,
             to: strike.to,
             process: strike.process,
         }
+    }
+}
+
+/// A strike entry's `signal` as written: a signal, a list to choose from, or `"POWER"`.
+#[derive(Debug, Clone)]
+pub(crate) enum StrikeSignal {
+    Power,
+    Signals(SignalSet),
+}
+
+/// The pseudo-signal of a power loss.
+pub const POWER: &str = "POWER";
+
+impl Serialize for StrikeSignal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StrikeSignal::Power => s.serialize_str(POWER),
+            StrikeSignal::Signals(set) => set.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StrikeSignal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            One(String),
+            Many(Vec<String>),
+        }
+        let written = Written::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "a signal name or a list of signal names, e.g. [\"SIGTERM\", \"SIGINT\"], or \"POWER\"",
+            )
+        })?;
+        let is_power = |s: &str| s.trim().eq_ignore_ascii_case(POWER);
+        let names = match written {
+            Written::One(name) if is_power(&name) => return Ok(StrikeSignal::Power),
+            Written::One(name) => vec![name],
+            Written::Many(names) => names,
+        };
+        if names.iter().any(|n| is_power(n)) {
+            return Err(serde::de::Error::custom(
+                "\"POWER\" is a power loss, not a signal to choose among others: give it a [[strike]] entry of its own",
+            ));
+        }
+        if names.is_empty() {
+            return Err(serde::de::Error::custom(
+                "the signal list is empty: name at least one signal",
+            ));
+        }
+        let signals = names
+            .iter()
+            .map(|n| n.parse::<Signal>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(serde::de::Error::custom)?;
+        Ok(StrikeSignal::Signals(SignalSet(signals)))
     }
 }
 
@@ -165,6 +248,8 @@ pub enum PointSpec {
     /// all of them from the moment they start (for a plan's later strikes: from the
     /// strike before). Written `request = 5` or `request = "1..200"`.
     Request(Nth),
+    /// Once the tree has gone by itself: a power loss after the run (`after_exit = true`).
+    AfterExit,
 }
 
 impl Default for PointSpec {
@@ -188,7 +273,7 @@ impl PointSpec {
                 ..
             } => after_handler.is_some() || after_exec.is_some(),
             PointSpec::Syscall(_) => true,
-            PointSpec::Probe(_) | PointSpec::Request(_) => false,
+            PointSpec::Probe(_) | PointSpec::Request(_) | PointSpec::AfterExit => false,
         }
     }
 }
@@ -217,7 +302,7 @@ pub struct SyscallPoint {
 }
 
 /// A point as written in the file; checked into a [`PointSpec`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,12 +325,27 @@ pub(crate) struct RawPoint {
     probe: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request: Option<Nth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_exit: Option<bool>,
 }
 
 impl TryFrom<RawPoint> for PointSpec {
     type Error = String;
 
     fn try_from(raw: RawPoint) -> Result<Self, String> {
+        if let Some(after_exit) = raw.after_exit {
+            let alone = RawPoint {
+                after_exit: None,
+                ..raw.clone()
+            };
+            if !after_exit || alone != RawPoint::default() {
+                return Err(
+                    "`after_exit = true` is a moment of its own, once the tree has gone: write it alone, { after_exit = true }"
+                        .into(),
+                );
+            }
+            return Ok(PointSpec::AfterExit);
+        }
         if let Some(nth) = raw.request {
             if raw.probe.is_some()
                 || raw.syscall.is_some()
@@ -427,6 +527,10 @@ impl From<PointSpec> for RawPoint {
             },
             PointSpec::Request(nth) => RawPoint {
                 request: Some(nth),
+                ..RawPoint::default()
+            },
+            PointSpec::AfterExit => RawPoint {
+                after_exit: Some(true),
                 ..RawPoint::default()
             },
         }

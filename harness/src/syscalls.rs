@@ -19,7 +19,7 @@ use crate::values::{ExitStatus, PathGlob, ProgramGlob, Signal};
 pub enum SyscallClass {
     /// write, pwrite64, writev, pwritev, pwritev2
     Write,
-    /// fsync, fdatasync, sync_file_range, syncfs
+    /// fsync, fdatasync, sync_file_range, syncfs, sync
     Fsync,
     /// rename, renameat, renameat2
     Rename,
@@ -27,7 +27,7 @@ pub enum SyscallClass {
     Open,
     /// close
     Close,
-    /// unlink, unlinkat
+    /// unlink, unlinkat, rmdir
     Unlink,
     /// truncate, ftruncate
     Truncate,
@@ -538,6 +538,7 @@ mod table {
                 (75, "fdatasync"),
                 (277, "sync_file_range"),
                 (306, "syncfs"),
+                (162, "sync"),
             ],
             SyscallClass::Rename => &[(82, "rename"), (264, "renameat"), (316, "renameat2")],
             SyscallClass::Open => &[
@@ -547,7 +548,7 @@ mod table {
                 (437, "openat2"),
             ],
             SyscallClass::Close => &[(3, "close")],
-            SyscallClass::Unlink => &[(87, "unlink"), (263, "unlinkat")],
+            SyscallClass::Unlink => &[(87, "unlink"), (263, "unlinkat"), (84, "rmdir")],
             SyscallClass::Truncate => &[(76, "truncate"), (77, "ftruncate")],
             SyscallClass::Fork => &[(56, "clone"), (57, "fork"), (58, "vfork"), (435, "clone3")],
             SyscallClass::Sigaction => &[(13, "rt_sigaction")],

@@ -77,6 +77,7 @@ pub fn trace(
         root: cwd,
         keep_events: true,
         handler_io: false,
+        record: false,
     };
     run::become_subreaper();
     let ran = run::run(

@@ -344,6 +344,7 @@ clean = [0]
                 when: When::Exit,
             },
             process: None,
+            power: false,
         }],
     };
     let case = cases.run(&plan).unwrap_or_else(|e| panic!("{e}"));
@@ -399,6 +400,7 @@ interrupted = [0]
             to: Recipient::Process,
             point: Point::Request { nth: 4 },
             process: None,
+            power: false,
         }],
     };
     let case = cases.run(&plan).unwrap_or_else(|e| panic!("{e}"));
@@ -702,6 +704,7 @@ no_leftover_processes = false
             process: Some(killpoint::scenario::ProcessSelector::Program(
                 "sleep".parse().unwrap(),
             )),
+            power: false,
         }],
     };
     let case = cases.run(&plan).unwrap_or_else(|e| panic!("{e}"));

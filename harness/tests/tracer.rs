@@ -616,6 +616,7 @@ fn every_signal_sent_just_after_a_fork_is_delivered_as_untraced() {
                 clock: killpoint::plan::Clock::Handler(killpoint::Signal::SIGTERM),
             },
             process: None,
+            power: false,
         }],
     };
     let case = traced.run(&plan).unwrap();
@@ -899,6 +900,7 @@ fn delay_plan(clock: killpoint::plan::Clock, process: &str) -> killpoint::Plan {
                 clock,
             },
             process: Some(process.parse().unwrap()),
+            power: false,
         }],
     }
 }

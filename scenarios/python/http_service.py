@@ -394,6 +394,17 @@ def serve(args, listener, next_id):
     store = Store(args.store, next_id, args.sync_interval)
     server = Server(listener, store, args.bug)
     stop = []
+    # The stopper thread is started now and woken by the handler: a handler that starts
+    # a thread itself can deadlock, as it runs between two bytecodes of the main thread,
+    # which may be inside Thread.start() (serving a connection) holding the lock that
+    # every start takes.
+    stop_requested = threading.Event()
+
+    def stopper():
+        stop_requested.wait()
+        server.shutdown()
+
+    threading.Thread(target=stopper, name="stopper", daemon=True).start()
 
     def on_signal(signum, frame):
         if args.bug == "exit-now":
@@ -402,7 +413,7 @@ def serve(args, listener, next_id):
             server.shutdown()  # the bug: waits for this very thread to leave serve_forever()
         if not stop:
             stop.append(signal.Signals(signum).name)
-            threading.Thread(target=server.shutdown, name="stopper").start()
+            stop_requested.set()
 
     install_handlers(on_signal)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # a pre-fork worker starts blocked

@@ -111,6 +111,14 @@ pub struct Expect {
     /// scenario's clients, never written.
     #[serde(skip)]
     pub history: bool,
+    /// After a power loss that came once the target had exited cleanly, every output must
+    /// be complete: the exit promised them (`durable-output`). Default on.
+    #[serde(default = "yes")]
+    pub durable: bool,
+    /// Whether the scenario has a power strike (`signal = "POWER"`): `durable-output`
+    /// judges its cases. Set from the strikes, never written.
+    #[serde(skip)]
+    pub power: bool,
     /// Checkers: commands run in the sandbox after every case, the outcome as JSON on
     /// stdin; exit 0 held, 1 broken (`check:NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -147,6 +155,8 @@ impl Default for Expect {
             handler_io: Severity::Warn,
             accept_grace: None,
             history: false,
+            durable: true,
+            power: false,
             check: Vec::new(),
             violation: Vec::new(),
         }
@@ -271,6 +281,9 @@ pub enum InvariantName {
     InFlightCompletes,
     /// Once asked to stop, the server takes no new connection after `accept_grace`.
     StopsAccepting,
+    /// After a power loss that came once the target had exited cleanly, every output is
+    /// complete.
+    DurableOutput,
     /// A checker's promise, `[[expect.check]]`: held as `check:NAME`, whole.
     Check(String),
     /// A promise of the user's own, added with [`Scenario::invariant`](crate::Scenario::invariant).
@@ -279,7 +292,7 @@ pub enum InvariantName {
 
 impl InvariantName {
     /// The built-in invariants, in the order reports list them.
-    pub const BUILT_IN: [InvariantName; 13] = [
+    pub const BUILT_IN: [InvariantName; 14] = [
         InvariantName::ExitCode,
         InvariantName::AtomicOutput,
         InvariantName::DrainDeadline,
@@ -293,6 +306,7 @@ impl InvariantName {
         InvariantName::NoDuplicateWork,
         InvariantName::InFlightCompletes,
         InvariantName::StopsAccepting,
+        InvariantName::DurableOutput,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -310,6 +324,7 @@ impl InvariantName {
             InvariantName::NoDuplicateWork => "no-duplicate-work",
             InvariantName::InFlightCompletes => "in-flight-completes",
             InvariantName::StopsAccepting => "stops-accepting",
+            InvariantName::DurableOutput => "durable-output",
             InvariantName::Check(name) | InvariantName::Custom(name) => name,
         }
     }

@@ -9,11 +9,17 @@ use crate::values::ExitStatus;
 
 pub fn check(ctx: &Context) -> Verdict {
     let outcome = ctx.outcome;
-    let mut evidence: Vec<String> = outcome
-        .outputs
-        .iter()
-        .filter_map(|output| describe_partial(output, ctx.expect.output(&output.path)))
-        .collect();
+    let mut evidence: Vec<String> = Vec::new();
+    for output in &outcome.outputs {
+        if let Some(partial) = describe_partial(output, ctx.expect.output(&output.path)) {
+            evidence.push(partial);
+            // After a power loss: the operations whose loss made it so.
+            evidence.extend(super::durable_output::lost_with_power(
+                outcome,
+                output.path.as_str(),
+            ));
+        }
+    }
 
     if ctx.expect.no_temp_leftovers
         && !outcome.stray_files.is_empty()
@@ -46,6 +52,12 @@ pub enum Cleanup {
 /// and the harness's own kill count: a worker killed by SIGKILL does not excuse a main
 /// process that lived on and could have removed what the worker left.
 pub fn cleanup(outcome: &Outcome) -> Cleanup {
+    if outcome.power.is_some() {
+        return Cleanup::Excused(
+            "the power failed: no process could remove them (a program cleans such files up when it starts again)"
+                .into(),
+        );
+    }
     if let Some(kill) = &outcome.killed {
         return Cleanup::Excused(format!(
             "the harness killed what was left of the tree with SIGKILL at {} ({})",

@@ -40,6 +40,7 @@
 mod acked_survives;
 pub(crate) mod atomic_output;
 mod drain_deadline;
+mod durable_output;
 mod exit_code;
 mod handler_no_io;
 mod idempotent_teardown;
@@ -119,7 +120,7 @@ fn never(_: &Expect) -> bool {
 }
 
 /// The built-in invariants, in the order reports list them.
-pub static BUILT_IN: [Row; 13] = [
+pub static BUILT_IN: [Row; 14] = [
     Row {
         name: InvariantName::ExitCode,
         checked_by: always,
@@ -210,6 +211,13 @@ pub static BUILT_IN: [Row; 13] = [
         how_to_enable: "add a built-in client: [[client]] http = { url = \"http://127.0.0.1:{port}/…\", … }",
         advisory: never,
         check: stops_accepting::check,
+    },
+    Row {
+        name: InvariantName::DurableOutput,
+        checked_by: |e| e.power && e.durable && !e.outputs.is_empty(),
+        how_to_enable: "a power strike (`signal = \"POWER\"`) and `outputs` in [expect]",
+        advisory: never,
+        check: durable_output::check,
     },
 ];
 

@@ -54,6 +54,7 @@ pub fn clean_outcome() -> Outcome {
         clients: Vec::new(),
         checks: Vec::new(),
         resume: None,
+        power: None,
     }
 }
 
@@ -74,6 +75,7 @@ pub fn struck(signal: Signal, at: Duration) -> StrikeRecord {
         hit: None,
         struck: None,
         unmatched: false,
+        power: false,
     }
 }
 

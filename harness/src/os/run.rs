@@ -383,6 +383,7 @@ fn record(strike: &Strike) -> StrikeRecord {
         hit: None,
         struck: None,
         unmatched: false,
+        power: strike.power,
     }
 }
 

@@ -206,6 +206,39 @@ impl Sandbox {
         Ok(files)
     }
 
+    /// Puts the sandbox in the state `tree` says (a power loss's crash state): everything
+    /// in it is removed, then the tree's directories, files and symlinks are written.
+    pub fn put(&self, tree: &crate::power::Tree) -> io::Result<()> {
+        use crate::power::{Content, ROOT};
+        for entry in fs::read_dir(self.dir.path())? {
+            let path = entry?.path();
+            if fs::symlink_metadata(&path)?.is_dir() {
+                fs::remove_dir_all(&path)?;
+            } else {
+                fs::remove_file(&path)?;
+            }
+        }
+        let mut stack = vec![(self.dir.path().to_path_buf(), ROOT)];
+        while let Some((dir, node)) = stack.pop() {
+            let Some(Content::Dir(entries)) = tree.nodes.get(&node) else {
+                continue;
+            };
+            for (name, child) in entries {
+                let path = dir.join(name);
+                match tree.nodes.get(child) {
+                    Some(Content::Dir(_)) => {
+                        fs::create_dir(&path)?;
+                        stack.push((path, *child));
+                    }
+                    Some(Content::File(data)) => fs::write(&path, data)?,
+                    Some(Content::Symlink(target)) => std::os::unix::fs::symlink(target, &path)?,
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the directory on disk and returns its path. Its owner mark goes: a kept
     /// sandbox is the user's, and no later run removes it.
     pub fn keep(self) -> PathBuf {

@@ -687,6 +687,22 @@ fn outcome_line(outcome: &Outcome) -> String {
     if !serving.is_empty() {
         let _ = write!(line, "; {}", serving.join(", "));
     }
+    if let Some(power) = &outcome.power {
+        let _ = write!(
+            line,
+            "; power lost {}: {}, {} of {} operation(s) durable",
+            match power.at {
+                Some(at) => format!("at {}", ms(at)),
+                None => "after the run".to_string(),
+            },
+            power.state,
+            power.durable,
+            power.recorded
+        );
+        if !power.warnings.is_empty() {
+            let _ = write!(line, " (not modelled: {})", power.warnings.join("; "));
+        }
+    }
     if !outputs.is_empty() {
         let _ = write!(line, "; {}", outputs.join(", "));
     }

@@ -278,6 +278,7 @@ impl Scenario {
 
     /// A `[[strike]]` entry: each case picks one entry, one of its signals and one point.
     pub fn strike(mut self, strike: Strike) -> Scenario {
+        self.expect.power |= strike.power;
         self.strikes.push(strike);
         self
     }
@@ -296,6 +297,7 @@ impl Strike {
             at,
             to: Recipient::Process,
             process: None,
+            power: false,
         }
     }
 
@@ -403,6 +405,12 @@ impl Strike {
         Strike::at(PointSpec::Request(nth.into()))
     }
 
+    /// A power loss once the tree has gone by itself: `at = { after_exit = true }`, with
+    /// `.power()`.
+    pub fn after_exit() -> Strike {
+        Strike::at(PointSpec::AfterExit)
+    }
+
     /// Only calls naming a file that matches the glob (sandbox-relative): `path = "…"`.
     pub fn path(mut self, glob: &str) -> Strike {
         let PointSpec::Syscall(point) = &mut self.at else {
@@ -419,7 +427,7 @@ impl Strike {
             PointSpec::Syscall(point) => point.nth = nth.into(),
             PointSpec::Probe(point) => point.nth = nth.into(),
             PointSpec::Request(point) => *point = nth.into(),
-            PointSpec::Delay { .. } => {
+            PointSpec::Delay { .. } | PointSpec::AfterExit => {
                 panic!("killpoint: .nth() belongs to a syscall, probe or request strike")
             }
         }
@@ -459,6 +467,14 @@ impl Strike {
     /// One signal to add to those a case picks from.
     pub fn signal(self, signal: Signal) -> Strike {
         self.signals([signal])
+    }
+
+    /// A power loss at this point instead of a signal: `signal = "POWER"`. The tree is
+    /// killed and the sandbox put in a state a power failure could have left.
+    pub fn power(mut self) -> Strike {
+        self.signal = SignalSet(vec![Signal::SIGKILL]);
+        self.power = true;
+        self
     }
 
     /// Send to the target's whole process group (as Ctrl-C in a terminal does), not only

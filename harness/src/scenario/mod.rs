@@ -299,6 +299,7 @@ impl Scenario {
             .clients
             .iter()
             .any(|c| matches!(c, ClientSpec::BuiltIn(_)));
+        scenario.expect.power = scenario.strikes.iter().any(|s| s.power);
         if let Err(Invalid { key, message }) = scenario.validate() {
             return Err(error(Some(key), None, message));
         }
@@ -473,7 +474,10 @@ impl Scenario {
                     after_handler: Some(_),
                     ..
                 } => Some(SyscallClass::Sigaction),
-                PointSpec::Delay { .. } | PointSpec::Probe(_) | PointSpec::Request(_) => None,
+                PointSpec::Delay { .. }
+                | PointSpec::Probe(_)
+                | PointSpec::Request(_)
+                | PointSpec::AfterExit => None,
             })
             .collect()
     }

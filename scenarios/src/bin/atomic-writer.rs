@@ -12,12 +12,18 @@
 //! - `index-inplace`: writes the document atomically, then its index (`OUTPUT.idx`, four
 //!   chunks) in place: only a strike during the index's writes leaves a torn file, so the
 //!   bug shows late in the run, after every write of the document went well.
+//! - `no-fsync`: renames the temp file over the destination without fsyncing it first:
+//!   every kill finds the output complete (the page cache holds the data), but after a
+//!   power loss the rename may be on disk and the data not — the output comes back empty.
+//! - `no-dir-fsync`: fsyncs the temp file but not the directory after the rename: after
+//!   a power loss the rename itself may be lost, and an exit 0 did not mean the output
+//!   was there.
 //!
 //! `--no-handlers` leaves SIGTERM and SIGINT at their default action (the process dies
 //! where the signal finds it), as a program that never thought about signals would.
 //!
 //! Usage: atomic-writer --output PATH [--size BYTES] [--chunk BYTES] [--pace DURATION]
-//!        [--bug inplace|exit0|index-inplace] [--no-handlers]
+//!        [--bug inplace|exit0|index-inplace|no-fsync|no-dir-fsync] [--no-handlers]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -36,6 +42,8 @@ enum Bug {
     InPlace,
     Exit0,
     IndexInPlace,
+    NoFsync,
+    NoDirFsync,
 }
 
 struct Options {
@@ -65,7 +73,9 @@ fn main() -> ExitCode {
     let document = document(options.size);
     let result = match options.bug {
         Bug::InPlace => write_in_place(&options.output, &options, &document, &stop),
-        Bug::None | Bug::Exit0 => write_atomically(&options, &document, &stop),
+        Bug::None | Bug::Exit0 | Bug::NoFsync | Bug::NoDirFsync => {
+            write_atomically(&options, &document, &stop)
+        }
         Bug::IndexInPlace => {
             write_atomically(&options, &document, &stop).and_then(|written| match written {
                 Written::Done => {
@@ -125,7 +135,10 @@ fn write_atomically(
         .create_new(true)
         .open(&temp)?;
     let cancelled = match write_chunks(&mut file, document, options, stop).and_then(|w| {
-        if let Written::Done = w {
+        // The no-fsync bug: the data is left to the page cache.
+        if let Written::Done = w
+            && options.bug != Bug::NoFsync
+        {
             file.sync_all()?;
         }
         Ok(w)
@@ -143,7 +156,10 @@ fn write_atomically(
         return Ok(Written::Cancelled);
     }
     fs::rename(&temp, &options.output)?;
-    File::open(dir)?.sync_all()?;
+    // The no-dir-fsync bug: the rename is left to the page cache.
+    if options.bug != Bug::NoDirFsync {
+        File::open(dir)?.sync_all()?;
+    }
     Ok(Written::Done)
 }
 
@@ -243,9 +259,11 @@ fn parse_args() -> Result<Options, String> {
                     "inplace" => Bug::InPlace,
                     "exit0" => Bug::Exit0,
                     "index-inplace" => Bug::IndexInPlace,
+                    "no-fsync" => Bug::NoFsync,
+                    "no-dir-fsync" => Bug::NoDirFsync,
                     other => {
                         return Err(format!(
-                            "unknown bug `{other}`: inplace, exit0 or index-inplace"
+                            "unknown bug `{other}`: inplace, exit0, index-inplace, no-fsync or no-dir-fsync"
                         ));
                     }
                 }

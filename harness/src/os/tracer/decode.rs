@@ -48,6 +48,7 @@ impl Tracer {
                 vec![fd(0)],
                 format!("{} at offset {}", iov_bytes(tid, a[1], a[2]), a[3]),
             ),
+            (SyscallClass::Fsync, "sync") => (vec![], String::new()),
             (SyscallClass::Fsync, _) => (vec![fd(0)], String::new()),
             (SyscallClass::Rename, "rename") => (vec![plain(0), plain(1)], String::new()),
             (SyscallClass::Rename, _) => (vec![at(0, 1), at(2, 3)], String::new()),
@@ -63,6 +64,7 @@ impl Tracer {
             ),
             (SyscallClass::Close, _) => (vec![fd(0)], String::new()),
             (SyscallClass::Unlink, "unlink") => (vec![plain(0)], String::new()),
+            (SyscallClass::Unlink, "rmdir") => (vec![plain(0)], "directory".into()),
             (SyscallClass::Unlink, _) => (
                 vec![at(0, 1)],
                 if a[2] as i32 & libc::AT_REMOVEDIR != 0 {
@@ -126,16 +128,9 @@ impl Tracer {
             return "<unreadable path>".into();
         };
         let path = PathBuf::from(OsString::from_vec(path));
-        if path.is_absolute() {
-            return self.show(&normalize(&path));
-        }
-        let base = match dirfd {
-            Some(fd) if fd != libc::AT_FDCWD => std::fs::read_link(format!("/proc/{tid}/fd/{fd}")),
-            _ => std::fs::read_link(format!("/proc/{tid}/cwd")),
-        };
-        match base {
-            Ok(base) => self.show(&normalize(&base.join(&path))),
-            Err(_) => path.to_string_lossy().into_owned(),
+        match absolute(tid, dirfd, &path) {
+            Some(abs) => self.show(&abs),
+            None => path.to_string_lossy().into_owned(),
         }
     }
 
@@ -149,12 +144,70 @@ impl Tracer {
     }
 }
 
+/// A path argument of `tid`'s call read from its memory, resolved against `dirfd` (or its
+/// cwd) and normalized lexically.
+pub(super) fn path_at(tid: i32, dirfd: Option<i32>, addr: u64) -> Option<PathBuf> {
+    let path = PathBuf::from(OsString::from_vec(read_string(tid, addr)?));
+    absolute(tid, dirfd, &path)
+}
+
+fn absolute(tid: i32, dirfd: Option<i32>, path: &Path) -> Option<PathBuf> {
+    if path.is_absolute() {
+        return Some(normalize(path));
+    }
+    let base = match dirfd {
+        Some(fd) if fd != libc::AT_FDCWD => std::fs::read_link(format!("/proc/{tid}/fd/{fd}")),
+        _ => std::fs::read_link(format!("/proc/{tid}/cwd")),
+    };
+    base.ok().map(|base| normalize(&base.join(path)))
+}
+
+/// A NUL-terminated string of `tid`'s memory, as text (a symlink's target).
+pub(super) fn string_at(tid: i32, addr: u64) -> Option<String> {
+    read_string(tid, addr).map(|t| String::from_utf8_lossy(&t).into_owned())
+}
+
+/// `len` bytes of `tid`'s memory at `addr`, or `None` if they cannot all be read.
+pub(super) fn bytes_at(tid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = read_memory(tid, addr as usize + done, &mut buf[done..])?;
+        if n == 0 {
+            return None;
+        }
+        done += n;
+    }
+    Some(buf)
+}
+
+/// The first `len` bytes an iovec array of `tid` (`count` entries at `addr`) points to.
+pub(super) fn iov_bytes_at(tid: i32, addr: u64, count: u64, len: usize) -> Option<Vec<u8>> {
+    let count = count.min(1024) as usize;
+    let raw = bytes_at(tid, addr, count * 16)?;
+    let mut out = Vec::with_capacity(len);
+    for iov in raw.chunks(16) {
+        if out.len() >= len {
+            break;
+        }
+        let base = u64::from_ne_bytes(iov[..8].try_into().expect("8 bytes"));
+        let size = u64::from_ne_bytes(iov[8..].try_into().expect("8 bytes")) as usize;
+        let take = size.min(len - out.len());
+        out.extend(bytes_at(tid, base, take)?);
+    }
+    (out.len() == len).then_some(out)
+}
+
+/// A u64 of `tid`'s memory (an offset a call updated).
+pub(super) fn u64_at(tid: i32, addr: u64) -> Option<u64> {
+    read_u64(tid, addr)
+}
+
 /// Whether the call's first argument is a file descriptor.
 fn fd_arg(class: SyscallClass, name: &str) -> bool {
     match class {
-        SyscallClass::Write | SyscallClass::Fsync | SyscallClass::Close | SyscallClass::Copy => {
-            true
-        }
+        SyscallClass::Fsync => name != "sync",
+        SyscallClass::Write | SyscallClass::Close | SyscallClass::Copy => true,
         SyscallClass::Truncate => name == "ftruncate",
         _ => false,
     }

@@ -43,8 +43,11 @@
 //! ```
 
 mod decode;
+mod record;
 mod serve;
 mod strike;
+
+pub use record::WriteLog;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -87,7 +90,23 @@ pub struct TraceSetup {
     /// Follow each signal handler from its delivery to its `rt_sigreturn` and note the
     /// files it writes or syncs (`handler-no-io`).
     pub handler_io: bool,
+    /// Record the tree's mutating calls on the sandbox (`root`) into a write log, for a
+    /// power strike: the filter must trap [`RECORDED_CLASSES`].
+    pub record: bool,
 }
+
+/// The classes a write log needs trapped.
+pub const RECORDED_CLASSES: [SyscallClass; 9] = [
+    SyscallClass::Write,
+    SyscallClass::Fsync,
+    SyscallClass::Rename,
+    SyscallClass::Open,
+    SyscallClass::Unlink,
+    SyscallClass::Truncate,
+    SyscallClass::Link,
+    SyscallClass::Mkdir,
+    SyscallClass::Copy,
+];
 
 /// A strike of the plan that lands at a syscall.
 #[derive(Debug, Clone)]
@@ -179,6 +198,8 @@ pub struct TraceLog {
     pub failure: Option<String>,
     /// Files written or synced inside signal handlers (with `handler_io`).
     pub handler_io: Vec<HandlerIo>,
+    /// The write log (with `record`).
+    pub write_log: Option<WriteLog>,
 }
 
 /// A running traced target.

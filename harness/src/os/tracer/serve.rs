@@ -14,6 +14,7 @@ use nix::sys::ptrace::{self, Options};
 use nix::unistd::Pid;
 
 use super::decode::{ExitStatusRaw, Stop, decode_status, installs_handler, program_name};
+use super::record::{Pending, Recorder};
 use super::strike::{RESTARTS, Replay};
 use super::{EVENT_CAP, Link, SyscallStrike, TraceLog, TraceSetup, WINDOW_AFTER, WINDOW_BEFORE};
 use crate::os::procfs;
@@ -41,6 +42,8 @@ pub(super) struct Task {
     /// while there is one, the task stops at every syscall (PTRACE_SYSCALL) until the
     /// handler's `rt_sigreturn`.
     handlers: Vec<(Signal, Duration)>,
+    /// A call the write log waits on the exit of.
+    recording: Option<Pending>,
 }
 
 impl Task {
@@ -53,6 +56,7 @@ impl Task {
             replay: None,
             at_exit: None,
             handlers: Vec::new(),
+            recording: None,
         }
     }
 }
@@ -94,11 +98,15 @@ pub(super) struct Tracer {
     /// The program each live process runs (by its pid), as of its last exec: what a
     /// strike limited to a program counts and strikes.
     pub(super) programs: HashMap<i32, String>,
+    /// The write log being recorded (a power strike is armed).
+    recorder: Option<Recorder>,
 }
 
 impl Tracer {
     pub(super) fn new(main: i32, start: Instant, setup: TraceSetup, link: Arc<Link>) -> Tracer {
         let root = std::fs::canonicalize(&setup.root).unwrap_or_else(|_| setup.root.clone());
+        // The sandbox as it is before the target runs: what a power loss falls back to.
+        let recorder = setup.record.then(|| Recorder::new(&root));
         let mut census = SyscallCensus::new(setup.classes.clone());
         census.processes.push(TracedProcess {
             pid: main,
@@ -138,6 +146,7 @@ impl Tracer {
             root,
             dead: Default::default(),
             programs: HashMap::new(),
+            recorder,
         }
     }
 
@@ -173,6 +182,7 @@ impl Tracer {
     }
 
     fn finish(mut self) -> TraceLog {
+        self.log.write_log = self.recorder.take().map(Recorder::finish);
         let mut windows = std::mem::take(&mut self.windows);
         self.log.windows = self
             .order
@@ -493,12 +503,19 @@ impl Tracer {
             return self.resume(tid, 0);
         };
         let mut call = self.decode(tid, class, name, &args);
+        let recording = self
+            .recorder
+            .as_ref()
+            .and_then(|r| r.enter(tid, class, name, &args));
         if again {
             call.restarted = true;
             self.record(tgid, tid, What::Syscall(call));
-            // An exit strike waiting for this call's real return.
-            if self.tasks.get(&tid).is_some_and(|t| t.at_exit.is_some()) {
-                return self.resume_to_exit(tid);
+            // An exit strike waiting for this call's real return, or the write log.
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.recording = recording;
+                if task.at_exit.is_some() || task.recording.is_some() {
+                    return self.resume_to_exit(tid);
+                }
             }
             return self.resume(tid, 0);
         }
@@ -544,6 +561,7 @@ impl Tracer {
             && self.its_turn(i)
         {
             match self.setup.strikes[i].when {
+                // Rewound: the call does not run now, so the write log does not wait on it.
                 When::Entry => {
                     self.rewind(tid, nr);
                     self.fire(i, tid, tgid, event);
@@ -555,15 +573,20 @@ impl Tracer {
                 When::Exit => {
                     if let Some(task) = self.tasks.get_mut(&tid) {
                         task.at_exit = Some(AtExit::Strike { strike: i, event });
+                        task.recording = recording;
                     }
                     return self.resume_to_exit(tid);
                 }
             }
         }
-        if let Some(signal) = handler
-            && let Some(task) = self.tasks.get_mut(&tid)
-        {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return self.resume(tid, 0);
+        };
+        if let Some(signal) = handler {
             task.at_exit = Some(AtExit::Handler(signal));
+        }
+        task.recording = recording;
+        if task.at_exit.is_some() || task.recording.is_some() {
             return self.resume_to_exit(tid);
         }
         self.resume(tid, 0)
@@ -632,6 +655,7 @@ impl Tracer {
         };
         let tgid = task.tgid;
         let action = task.at_exit.take();
+        let recording = task.recording.take();
         let result = ptrace::syscall_info(Pid::from_raw(tid))
             .ok()
             .filter(|i| i.op == libc::PTRACE_SYSCALL_INFO_EXIT)
@@ -641,8 +665,15 @@ impl Tracer {
         if result.is_some_and(|r| RESTARTS.contains(&r)) {
             if let Some(task) = self.tasks.get_mut(&tid) {
                 task.at_exit = action;
+                task.recording = recording;
             }
             return self.resume(tid, 0);
+        }
+        // Into the log before a strike at this exit: the call has happened.
+        if let (Some(recorder), Some(call), Some(result)) =
+            (self.recorder.as_mut(), recording, result)
+        {
+            recorder.exit(tid, call, result);
         }
         match action {
             Some(AtExit::Strike { strike, mut event }) => {
