@@ -30,6 +30,9 @@ use killpoint::load::{self, Stop};
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n";
 
 /// Starts the server; returns its port. Its threads live as long as the bench.
+mod common;
+use common::{env_or, median};
+
 fn serve() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -161,18 +164,6 @@ fn tool(name: &str, port: u16, requests: u32, concurrency: u32) -> Result<f64, S
         .find_map(|line| line.trim().strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| format!("no figure in its output: {text}"))
-}
-
-fn median(mut figures: Vec<f64>) -> f64 {
-    figures.sort_by(f64::total_cmp);
-    figures[figures.len() / 2]
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

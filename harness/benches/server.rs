@@ -34,6 +34,9 @@ use killpoint::plan::Plan;
 use killpoint::scenario::{ReadySpec, StopSpec};
 use killpoint::{Cases, Expect, Scenario, Signal, Strike};
 
+mod common;
+use common::{env_or, median};
+
 fn spec(requests: u32, concurrency: u32) -> HttpClientSpec {
     HttpClientSpec::try_from(RawHttpClientSpec {
         url: "http://127.0.0.1:{port}/health".into(),
@@ -140,18 +143,6 @@ fn bare(program: &Path, requests: u32, concurrency: u32) -> f64 {
     let status = child.wait().expect("it exits");
     assert!(status.success(), "{status}");
     rate(&history, requests)
-}
-
-fn median(mut figures: Vec<f64>) -> f64 {
-    figures.sort_by(f64::total_cmp);
-    figures[figures.len() / 2]
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -329,6 +329,16 @@ pub(crate) struct RawPoint {
     after_exit: Option<bool>,
 }
 
+impl RawPoint {
+    /// Whether it has a key of a delay point.
+    fn has_delay(&self) -> bool {
+        self.after.is_some()
+            || self.after_handler.is_some()
+            || self.after_exec.is_some()
+            || self.after_ready.is_some()
+    }
+}
+
 impl TryFrom<RawPoint> for PointSpec {
     type Error = String;
 
@@ -357,11 +367,7 @@ impl TryFrom<RawPoint> for PointSpec {
                         .into(),
                 );
             }
-            if raw.after.is_some()
-                || raw.after_handler.is_some()
-                || raw.after_exec.is_some()
-                || raw.after_ready.is_some()
-            {
+            if raw.has_delay() {
                 return Err(
                     "a request point lands when a request has been sent, not after a delay: drop `after`/`after_handler`/`after_exec`/`after_ready` or `request`"
                         .into(),
@@ -375,18 +381,14 @@ impl TryFrom<RawPoint> for PointSpec {
             }
             return Ok(PointSpec::Request(nth));
         }
-        if let Some(name) = raw.probe {
+        if let Some(name) = raw.probe.clone() {
             if raw.syscall.is_some() || raw.path.is_some() || raw.when.is_some() {
                 return Err(
                     "a probe point lands at a mark, not a syscall: drop `syscall`, `path` and `when`, or `probe`"
                         .into(),
                 );
             }
-            if raw.after.is_some()
-                || raw.after_handler.is_some()
-                || raw.after_exec.is_some()
-                || raw.after_ready.is_some()
-            {
+            if raw.has_delay() {
                 return Err(
                     "a probe point lands at a mark, not after a delay: drop `after`/`after_handler`/`after_exec`/`after_ready` or `probe`"
                         .into(),
@@ -461,11 +463,7 @@ impl TryFrom<RawPoint> for PointSpec {
                 after_ready: false,
             });
         };
-        if raw.after.is_some()
-            || raw.after_handler.is_some()
-            || raw.after_exec.is_some()
-            || raw.after_ready.is_some()
-        {
+        if raw.has_delay() {
             return Err(
                 "a syscall point lands at a call, not after a delay: drop `after`/`after_handler`/`after_exec`/`after_ready` or `syscall`"
                     .into(),

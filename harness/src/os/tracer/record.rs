@@ -280,9 +280,8 @@ impl Recorder {
                     self.log.ops.push(Op::Link { parent, name, node });
                 }
             }
-            (SyscallClass::Link, name) => {
+            (SyscallClass::Link, _) => {
                 let target = string_at(tid, a[0]).unwrap_or_default();
-                let _ = name;
                 self.create(&call.paths[0], Kind::Symlink(target));
             }
             (SyscallClass::Mkdir, _) => self.create(&call.paths[0], Kind::Dir),
@@ -399,14 +398,7 @@ impl Recorder {
         let Some(bytes) = bytes else {
             return self.unreadable(node, "its bytes");
         };
-        self.log.ops.push(Op::Write {
-            node,
-            offset,
-            bytes,
-        });
-        if info.is_some_and(|i| i.synchronous) {
-            self.log.ops.push(Op::Sync { node });
-        }
+        self.push_write(node, offset, bytes, info.is_some_and(|i| i.synchronous));
     }
 
     /// Data moved into a file without a write (`copy_file_range`, `sendfile`, `splice`):
@@ -437,12 +429,17 @@ impl Recorder {
         if read.is_err() {
             return self.unreadable(node, "its bytes");
         }
+        self.push_write(node, offset, bytes, info.is_some_and(|i| i.synchronous));
+    }
+
+    /// A write into the log, and the sync an `O_SYNC`/`O_DSYNC` descriptor makes of it.
+    fn push_write(&mut self, node: Node, offset: u64, bytes: Vec<u8>, synchronous: bool) {
         self.log.ops.push(Op::Write {
             node,
             offset,
             bytes,
         });
-        if info.is_some_and(|i| i.synchronous) {
+        if synchronous {
             self.log.ops.push(Op::Sync { node });
         }
     }
